@@ -1,0 +1,154 @@
+//! Asset identity: the `hash`, `key`, content type and file extension of a file.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::{Error, Result};
+
+/// The content type of every launch asset (the JavaScript or Hermes bundle).
+pub const LAUNCH_ASSET_CONTENT_TYPE: &str = "application/javascript";
+
+/// The manifest `hash` of some bytes: base64url SHA-256 without padding (43 characters).
+#[must_use]
+pub fn asset_hash(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(bytes))
+}
+
+/// The manifest `key` of some bytes: the lowercase hex MD5, as Metro names assets.
+///
+/// Keys are content-addressed, so equal keys always mean equal bytes.
+#[must_use]
+pub fn asset_key(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
+}
+
+/// Whether `hash` has the shape of an asset hash: 43 characters of the base64url alphabet.
+#[must_use]
+pub fn is_asset_hash(hash: &str) -> bool {
+    hash.len() == 43
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The content type for a file extension (with or without its leading dot), from the
+/// maintained `mime_guess` table; `application/octet-stream` when unknown.
+#[must_use]
+pub fn content_type_for_extension(ext: &str) -> String {
+    mime_guess::from_ext(ext.trim_start_matches('.'))
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+        .to_owned()
+}
+
+/// A file extension with exactly one leading dot, as manifests carry it.
+#[must_use]
+pub fn dotted_extension(ext: &str) -> String {
+    format!(".{}", ext.trim_start_matches('.'))
+}
+
+/// Refuses a key plus extension that clients would refuse as a file name:
+/// empty, `.`, `..`, or containing `/`, `\` or NUL.
+///
+/// # Errors
+/// [`Error::UnsafeAssetName`] naming the offending file name.
+pub fn check_safe_file_name(key: &str, file_extension: &str) -> Result<()> {
+    let name = format!("{key}{file_extension}");
+    let unsafe_name = key.is_empty()
+        || name == "."
+        || name == ".."
+        || key == "."
+        || key == ".."
+        || name.contains(['/', '\\', '\0']);
+    if unsafe_name {
+        return Err(Error::UnsafeAssetName { name });
+    }
+    Ok(())
+}
+
+/// Everything a manifest and a server need to know about one asset file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetDescription {
+    /// base64url SHA-256 of the bytes, without padding.
+    pub hash: String,
+    /// Lowercase hex MD5 of the bytes.
+    pub key: String,
+    /// MIME type served with the asset.
+    pub content_type: String,
+    /// Extension with its leading dot, e.g. `.png`.
+    pub file_extension: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl AssetDescription {
+    /// Describes an ordinary asset from its bytes and the `ext` that `metadata.json` gives it.
+    ///
+    /// # Errors
+    /// [`Error::UnsafeAssetName`] when the extension would make an unsafe file name.
+    pub fn of_asset(bytes: &[u8], ext: &str) -> Result<Self> {
+        let description = Self {
+            hash: asset_hash(bytes),
+            key: asset_key(bytes),
+            content_type: content_type_for_extension(ext),
+            file_extension: dotted_extension(ext),
+            size: bytes.len() as u64,
+        };
+        check_safe_file_name(&description.key, &description.file_extension)?;
+        Ok(description)
+    }
+
+    /// Describes a launch asset (the bundle) from its bytes and its file extension.
+    ///
+    /// # Errors
+    /// [`Error::UnsafeAssetName`] when the extension would make an unsafe file name.
+    pub fn of_launch_asset(bytes: &[u8], ext: &str) -> Result<Self> {
+        let mut description = Self::of_asset(bytes, ext)?;
+        LAUNCH_ASSET_CONTENT_TYPE.clone_into(&mut description.content_type);
+        Ok(description)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_unpadded_base64url_sha256() {
+        // printf 'abc' | openssl dgst -sha256 -binary | basenc --base64url
+        assert_eq!(asset_hash(b"abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert!(is_asset_hash(&asset_hash(b"")));
+        assert!(!is_asset_hash("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"));
+    }
+
+    #[test]
+    fn key_is_md5_hex() {
+        assert_eq!(asset_key(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+    }
+
+    #[test]
+    fn content_types_come_from_the_mime_table() {
+        assert_eq!(content_type_for_extension("png"), "image/png");
+        assert_eq!(content_type_for_extension(".ttf"), "font/ttf");
+        assert_eq!(content_type_for_extension("nope-not-real"), "application/octet-stream");
+    }
+
+    #[test]
+    fn unsafe_file_names_are_refused() {
+        for (key, ext) in [("", ".png"), ("..", ""), (".", ""), ("a/b", ".png"), ("a", ".p\\g"), ("a\0", "")] {
+            assert!(check_safe_file_name(key, ext).is_err(), "{key:?}{ext:?} must be refused");
+        }
+        assert!(check_safe_file_name("0123abcd", ".png").is_ok());
+    }
+
+    #[test]
+    fn launch_assets_are_javascript() {
+        let bundle = AssetDescription::of_launch_asset(b"bytecode", "hbc").unwrap();
+        assert_eq!(bundle.content_type, LAUNCH_ASSET_CONTENT_TYPE);
+        assert_eq!(bundle.file_extension, ".hbc");
+        assert_eq!(bundle.size, 8);
+    }
+}
