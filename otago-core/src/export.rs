@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::{Error, Platform, Result};
+use crate::{AssetDescription, Error, Platform, Result};
 
 /// A path inside an export folder, checked to stay inside it.
 ///
@@ -156,6 +156,92 @@ impl ExportMetadata {
     }
 }
 
+/// One file of an export, described for a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedFile {
+    /// Where the file is in the export.
+    pub path: ExportPath,
+    /// Its hash, key, content type, extension and size.
+    pub description: AssetDescription,
+}
+
+/// The launch asset and assets of one platform, hashed and checked against `metadata.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedPlatform {
+    /// The platform.
+    pub platform: Platform,
+    /// The bundle.
+    pub launch_asset: DescribedFile,
+    /// Every other asset, in export order.
+    pub assets: Vec<DescribedFile>,
+}
+
+impl DescribedPlatform {
+    /// Hashes every file `export` lists for `platform`. `read` gives a file's bytes, or `None`
+    /// when the file is missing; it is called once per file, bundle first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidExport`] when a listed file is missing, or when an asset file named by an
+    /// MD5 (as Metro names them) does not have that MD5: the files do not match `metadata.json`.
+    pub fn describe(
+        platform: Platform,
+        export: &PlatformExport,
+        mut read: impl FnMut(&ExportPath) -> Option<Vec<u8>>,
+    ) -> Result<Self> {
+        let mut bytes_of = |path: &ExportPath| {
+            read(path).ok_or_else(|| Error::InvalidExport {
+                reason: format!("`{}` is listed in metadata.json but missing; re-run `npx expo export`", path.as_str()),
+            })
+        };
+        let bundle_bytes = bytes_of(&export.bundle)?;
+        let bundle_ext = export.bundle.extension().unwrap_or("js");
+        let launch_asset = DescribedFile {
+            path: export.bundle.clone(),
+            description: AssetDescription::of_launch_asset(&bundle_bytes, bundle_ext)?,
+        };
+        drop(bundle_bytes);
+        let assets = export
+            .assets
+            .iter()
+            .map(|asset| {
+                let description = AssetDescription::of_asset(&bytes_of(&asset.path)?, &asset.ext)?;
+                check_named_by_md5(&asset.path, &description.key)?;
+                Ok(DescribedFile {
+                    path: asset.path.clone(),
+                    description,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            platform,
+            launch_asset,
+            assets,
+        })
+    }
+
+    /// The bundle followed by every other asset.
+    pub fn files(&self) -> impl Iterator<Item = &DescribedFile> {
+        std::iter::once(&self.launch_asset).chain(&self.assets)
+    }
+}
+
+/// Metro names asset files by the MD5 of their bytes; a file whose name is an MD5 but whose
+/// bytes are not has been changed after the export.
+fn check_named_by_md5(path: &ExportPath, key: &str) -> Result<()> {
+    let file_name = path.as_str().rsplit('/').next().unwrap_or_default();
+    let stem = file_name.split('.').next().unwrap_or_default();
+    let named_by_md5 = stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit());
+    if named_by_md5 && !stem.eq_ignore_ascii_case(key) {
+        return Err(Error::InvalidExport {
+            reason: format!(
+                "`{}` does not match metadata.json: its MD5 is {key}; the export was changed after `npx expo export`, export again",
+                path.as_str()
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +272,23 @@ mod tests {
         assert!(err.to_string().contains("metadata.json is not valid"), "{err}");
         let err = ExportMetadata::parse(br#"{"version":0,"bundler":"metro","fileMetadata":{"ios":{"bundle":"../../x.js"}}}"#).unwrap_err();
         assert_eq!(err, Error::UnsafePath { path: "../../x.js".into() });
+    }
+
+    #[test]
+    fn describe_checks_files_against_metadata() {
+        let json = br#"{"version":0,"bundler":"metro","fileMetadata":{"ios":{"bundle":"b.js","assets":[{"path":"assets/900150983cd24fb0d6963f7d28e17f72","ext":"png"}]}}}"#;
+        let metadata = ExportMetadata::parse(json).unwrap();
+        let ios = metadata.platform(Platform::Ios).unwrap();
+        let described = DescribedPlatform::describe(Platform::Ios, ios, |path| {
+            Some(if path.as_str() == "b.js" { b"bundle".to_vec() } else { b"abc".to_vec() })
+        })
+        .unwrap();
+        assert_eq!(described.files().count(), 2);
+        assert_eq!(described.launch_asset.description.content_type, "application/javascript");
+
+        let changed = DescribedPlatform::describe(Platform::Ios, ios, |_| Some(b"other".to_vec())).unwrap_err();
+        assert!(changed.to_string().contains("does not match metadata.json"), "{changed}");
+        let missing = DescribedPlatform::describe(Platform::Ios, ios, |_| None).unwrap_err();
+        assert!(missing.to_string().contains("missing"), "{missing}");
     }
 }

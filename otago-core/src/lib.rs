@@ -28,7 +28,9 @@ pub use asset::{
 };
 pub use directive::{Directive, RollBackParameters};
 pub use error::{Error, Result};
-pub use export::{ExportAsset, ExportMetadata, ExportPath, PlatformExport};
+pub use export::{
+    DescribedFile, DescribedPlatform, ExportAsset, ExportMetadata, ExportPath, PlatformExport,
+};
 pub use manifest::{Manifest, ManifestAsset, ManifestSpec, UpdateId, asset_url};
 pub use platform::Platform;
 pub use timestamp::Timestamp;
