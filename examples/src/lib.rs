@@ -1,0 +1,11 @@
+//! Runnable examples for Rust developers embedding Otago; see `examples/examples/`.
+//! Each example also runs as a test (`cargo test -p otago-examples`), so none can rot.
+
+use std::path::PathBuf;
+
+/// The example Expo app kept in this repository: `dist/` is a real `npx expo export`,
+/// `keys/` and `certs/` hold its throwaway TEST signing key.
+#[must_use]
+pub fn example_app_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("expo-app")
+}
