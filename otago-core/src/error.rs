@@ -135,5 +135,5 @@ impl Error {
     }
 }
 
-/// Shorthand for results whose error is [`Error`].
+/// Shorthand for results whose error is [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,7 @@
 //! Golden tests on the real `expo export` fixture: every launch asset and asset of
 //! dist-v1 and dist-v2, on both platforms, hashes to literals obtained independently
 //! (`openssl dgst -sha256 -binary | basenc --base64url` and `md5sum`).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests read the fixture
 
 use otago_core::{AssetDescription, ExportMetadata, Platform};
 
