@@ -119,9 +119,14 @@ mod tests {
     #[test]
     fn hash_is_unpadded_base64url_sha256() {
         // printf 'abc' | openssl dgst -sha256 -binary | basenc --base64url
-        assert_eq!(asset_hash(b"abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert_eq!(
+            asset_hash(b"abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
         assert!(is_asset_hash(&asset_hash(b"")));
-        assert!(!is_asset_hash("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"));
+        assert!(!is_asset_hash(
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        ));
     }
 
     #[test]
@@ -133,13 +138,26 @@ mod tests {
     fn content_types_come_from_the_mime_table() {
         assert_eq!(content_type_for_extension("png"), "image/png");
         assert_eq!(content_type_for_extension(".ttf"), "font/ttf");
-        assert_eq!(content_type_for_extension("nope-not-real"), "application/octet-stream");
+        assert_eq!(
+            content_type_for_extension("nope-not-real"),
+            "application/octet-stream"
+        );
     }
 
     #[test]
     fn unsafe_file_names_are_refused() {
-        for (key, ext) in [("", ".png"), ("..", ""), (".", ""), ("a/b", ".png"), ("a", ".p\\g"), ("a\0", "")] {
-            assert!(check_safe_file_name(key, ext).is_err(), "{key:?}{ext:?} must be refused");
+        for (key, ext) in [
+            ("", ".png"),
+            ("..", ""),
+            (".", ""),
+            ("a/b", ".png"),
+            ("a", ".p\\g"),
+            ("a\0", ""),
+        ] {
+            assert!(
+                check_safe_file_name(key, ext).is_err(),
+                "{key:?}{ext:?} must be refused"
+            );
         }
         assert!(check_safe_file_name("0123abcd", ".png").is_ok());
     }

@@ -57,8 +57,13 @@ mod tests {
 
     #[test]
     fn directives_render_as_the_client_expects() {
-        assert_eq!(Directive::NoUpdateAvailable.to_bytes(), br#"{"type":"noUpdateAvailable"}"#);
-        let rollback = Directive::roll_back_to_embedded(Timestamp::from_unix_millis(1_735_787_045_678).unwrap());
+        assert_eq!(
+            Directive::NoUpdateAvailable.to_bytes(),
+            br#"{"type":"noUpdateAvailable"}"#
+        );
+        let rollback = Directive::roll_back_to_embedded(
+            Timestamp::from_unix_millis(1_735_787_045_678).unwrap(),
+        );
         assert_eq!(
             rollback.to_bytes(),
             br#"{"type":"rollBackToEmbedded","parameters":{"commitTime":"2025-01-02T03:04:05.678Z"}}"#

@@ -10,7 +10,9 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum Error {
     /// The `metadata.json` of an export is not what `expo export` writes.
-    #[error("invalid export metadata: {reason}; re-run `npx expo export` and point at its output folder")]
+    #[error(
+        "invalid export metadata: {reason}; re-run `npx expo export` and point at its output folder"
+    )]
     InvalidExport {
         /// What is wrong with it.
         reason: String,
@@ -22,7 +24,9 @@ pub enum Error {
         path: String,
     },
     /// An asset key or file extension that clients refuse as a file name.
-    #[error("unsafe asset file name `{name}`: keys and extensions must not be empty, `.`, `..` or contain `/`, `\\` or NUL")]
+    #[error(
+        "unsafe asset file name `{name}`: keys and extensions must not be empty, `.`, `..` or contain `/`, `\\` or NUL"
+    )]
     UnsafeAssetName {
         /// The offending key plus extension.
         name: String,
@@ -53,7 +57,9 @@ pub enum Error {
     #[error("the answer is a directive, which needs `multipart/mixed` in `accept`")]
     DirectiveNeedsMultipart,
     /// The client asked for a signature under a key id the update was not signed with.
-    #[error("the client expects a signature with keyid `{expected}` but {available}; sign the update with that key")]
+    #[error(
+        "the client expects a signature with keyid `{expected}` but {available}; sign the update with that key"
+    )]
     SignatureUnavailable {
         /// The key id from `expo-expect-signature`.
         expected: String,

@@ -22,9 +22,13 @@ impl ExportPath {
         let escapes = path.is_empty()
             || path.starts_with('/')
             || path.contains(['\\', '\0', ':'])
-            || path.split('/').any(|segment| segment == ".." || segment.is_empty());
+            || path
+                .split('/')
+                .any(|segment| segment == ".." || segment.is_empty());
         if escapes {
-            return Err(Error::UnsafePath { path: path.to_owned() });
+            return Err(Error::UnsafePath {
+                path: path.to_owned(),
+            });
         }
         Ok(Self(path.to_owned()))
     }
@@ -39,7 +43,10 @@ impl ExportPath {
     #[must_use]
     pub fn extension(&self) -> Option<&str> {
         let file_name = self.0.rsplit('/').next()?;
-        file_name.rsplit_once('.').map(|(_, ext)| ext).filter(|ext| !ext.is_empty())
+        file_name
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .filter(|ext| !ext.is_empty())
     }
 }
 
@@ -107,9 +114,10 @@ impl ExportMetadata {
     /// [`Error::InvalidExport`] when the JSON is malformed or names no platform Otago serves;
     /// [`Error::UnsafePath`] when a path escapes the export folder.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let raw: RawMetadata = serde_json::from_slice(bytes).map_err(|err| Error::InvalidExport {
-            reason: format!("metadata.json is not valid: {err}"),
-        })?;
+        let raw: RawMetadata =
+            serde_json::from_slice(bytes).map_err(|err| Error::InvalidExport {
+                reason: format!("metadata.json is not valid: {err}"),
+            })?;
         let mut platforms = BTreeMap::new();
         for (name, raw_platform) in raw.file_metadata {
             let Ok(platform) = name.parse::<Platform>() else {
@@ -190,7 +198,10 @@ impl DescribedPlatform {
     ) -> Result<Self> {
         let mut bytes_of = |path: &ExportPath| {
             read(path).ok_or_else(|| Error::InvalidExport {
-                reason: format!("`{}` is listed in metadata.json but missing; re-run `npx expo export`", path.as_str()),
+                reason: format!(
+                    "`{}` is listed in metadata.json but missing; re-run `npx expo export`",
+                    path.as_str()
+                ),
             })
         };
         let bundle_bytes = bytes_of(&export.bundle)?;
@@ -248,11 +259,28 @@ mod tests {
 
     #[test]
     fn paths_that_escape_the_export_are_refused() {
-        for path in ["/etc/passwd", "../x", "a/../../x", "a//b", "a\\b", "", "c:x", "a/./.."] {
+        for path in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a\\b",
+            "",
+            "c:x",
+            "a/./..",
+        ] {
             assert!(ExportPath::new(path).is_err(), "{path:?} must be refused");
         }
-        assert_eq!(ExportPath::new("bundles/ios-abc.js").unwrap().extension(), Some("js"));
-        assert_eq!(ExportPath::new("assets/3523082802aefe220c051eaed39a7a91").unwrap().extension(), None);
+        assert_eq!(
+            ExportPath::new("bundles/ios-abc.js").unwrap().extension(),
+            Some("js")
+        );
+        assert_eq!(
+            ExportPath::new("assets/3523082802aefe220c051eaed39a7a91")
+                .unwrap()
+                .extension(),
+            None
+        );
     }
 
     #[test]
@@ -269,9 +297,20 @@ mod tests {
     #[test]
     fn malformed_metadata_names_the_problem() {
         let err = ExportMetadata::parse(b"{\"version\":0}").unwrap_err();
-        assert!(err.to_string().contains("metadata.json is not valid"), "{err}");
-        let err = ExportMetadata::parse(br#"{"version":0,"bundler":"metro","fileMetadata":{"ios":{"bundle":"../../x.js"}}}"#).unwrap_err();
-        assert_eq!(err, Error::UnsafePath { path: "../../x.js".into() });
+        assert!(
+            err.to_string().contains("metadata.json is not valid"),
+            "{err}"
+        );
+        let err = ExportMetadata::parse(
+            br#"{"version":0,"bundler":"metro","fileMetadata":{"ios":{"bundle":"../../x.js"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            Error::UnsafePath {
+                path: "../../x.js".into()
+            }
+        );
     }
 
     #[test]
@@ -280,14 +319,25 @@ mod tests {
         let metadata = ExportMetadata::parse(json).unwrap();
         let ios = metadata.platform(Platform::Ios).unwrap();
         let described = DescribedPlatform::describe(Platform::Ios, ios, |path| {
-            Some(if path.as_str() == "b.js" { b"bundle".to_vec() } else { b"abc".to_vec() })
+            Some(if path.as_str() == "b.js" {
+                b"bundle".to_vec()
+            } else {
+                b"abc".to_vec()
+            })
         })
         .unwrap();
         assert_eq!(described.files().count(), 2);
-        assert_eq!(described.launch_asset.description.content_type, "application/javascript");
+        assert_eq!(
+            described.launch_asset.description.content_type,
+            "application/javascript"
+        );
 
-        let changed = DescribedPlatform::describe(Platform::Ios, ios, |_| Some(b"other".to_vec())).unwrap_err();
-        assert!(changed.to_string().contains("does not match metadata.json"), "{changed}");
+        let changed = DescribedPlatform::describe(Platform::Ios, ios, |_| Some(b"other".to_vec()))
+            .unwrap_err();
+        assert!(
+            changed.to_string().contains("does not match metadata.json"),
+            "{changed}"
+        );
         let missing = DescribedPlatform::describe(Platform::Ios, ios, |_| None).unwrap_err();
         assert!(missing.to_string().contains("missing"), "{missing}");
     }

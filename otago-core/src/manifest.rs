@@ -34,9 +34,11 @@ impl FromStr for UpdateId {
                 reason: format!("`{}` is not a hyphenated UUID", text.escape_debug()),
             });
         }
-        Uuid::try_parse(text).map(Self).map_err(|_| Error::InvalidManifest {
-            reason: format!("`{}` is not a hyphenated UUID", text.escape_debug()),
-        })
+        Uuid::try_parse(text)
+            .map(Self)
+            .map_err(|_| Error::InvalidManifest {
+                reason: format!("`{}` is not a hyphenated UUID", text.escape_debug()),
+            })
     }
 }
 
@@ -54,7 +56,9 @@ impl Serialize for UpdateId {
 
 impl<'de> Deserialize<'de> for UpdateId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -140,7 +144,11 @@ fn check_absolute_url(url: &str) -> Result<()> {
 }
 
 impl ManifestAsset {
-    fn from_description(description: &AssetDescription, base: &str, with_extension: bool) -> Result<Self> {
+    fn from_description(
+        description: &AssetDescription,
+        base: &str,
+        with_extension: bool,
+    ) -> Result<Self> {
         Ok(Self {
             hash: description.hash.clone(),
             key: description.key.clone(),
@@ -166,7 +174,11 @@ impl Manifest {
             id: spec.id,
             created_at: spec.created_at,
             runtime_version: spec.runtime_version,
-            launch_asset: ManifestAsset::from_description(&spec.launch_asset, &spec.asset_base_url, false)?,
+            launch_asset: ManifestAsset::from_description(
+                &spec.launch_asset,
+                &spec.asset_base_url,
+                false,
+            )?,
             assets: spec
                 .assets
                 .iter()
@@ -192,9 +204,10 @@ impl Manifest {
     /// [`Error::InvalidManifest`] naming the first field that breaks the protocol's rules;
     /// [`Error::UnsafeAssetName`] for an unsafe key or extension.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let manifest: Self = serde_json::from_slice(bytes).map_err(|err| Error::InvalidManifest {
-            reason: format!("not a manifest: {err}"),
-        })?;
+        let manifest: Self =
+            serde_json::from_slice(bytes).map_err(|err| Error::InvalidManifest {
+                reason: format!("not a manifest: {err}"),
+            })?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -214,17 +227,26 @@ impl Manifest {
         }
         for asset in self.all_assets() {
             if !is_asset_hash(&asset.hash) {
-                return invalid(format!("asset hash `{}` is not 43 base64url characters", asset.hash.escape_debug()));
+                return invalid(format!(
+                    "asset hash `{}` is not 43 base64url characters",
+                    asset.hash.escape_debug()
+                ));
             }
             check_absolute_url(&asset.url)?;
             if asset.content_type.is_empty() {
-                return invalid(format!("asset `{}` has no contentType", asset.key.escape_debug()));
+                return invalid(format!(
+                    "asset `{}` has no contentType",
+                    asset.key.escape_debug()
+                ));
             }
         }
         for asset in &self.assets {
             let extension = asset.file_extension.as_deref().unwrap_or_default();
             if !extension.starts_with('.') {
-                return invalid(format!("asset `{}` needs a fileExtension starting with `.`", asset.key.escape_debug()));
+                return invalid(format!(
+                    "asset `{}` needs a fileExtension starting with `.`",
+                    asset.key.escape_debug()
+                ));
             }
             check_safe_file_name(&asset.key, extension)?;
         }
@@ -257,7 +279,11 @@ mod tests {
         assert_eq!(&text[14..15], "4");
         assert_eq!(text.to_uppercase().parse::<UpdateId>().unwrap(), id);
         assert!("abababab".parse::<UpdateId>().is_err());
-        assert!("abababababababababababababababab".parse::<UpdateId>().is_err());
+        assert!(
+            "abababababababababababababababab"
+                .parse::<UpdateId>()
+                .is_err()
+        );
     }
 
     #[test]
@@ -269,7 +295,10 @@ mod tests {
         assert_eq!(json["launchAsset"]["contentType"], "application/javascript");
         assert_eq!(json["assets"][0]["fileExtension"], ".png");
         let url = json["assets"][0]["url"].as_str().unwrap();
-        assert!(url.starts_with("https://cdn.example.com/assets/") && !url.contains("//assets//"), "{url}");
+        assert!(
+            url.starts_with("https://cdn.example.com/assets/") && !url.contains("//assets//"),
+            "{url}"
+        );
         assert_eq!(json["extra"]["expoClient"]["name"], "App");
         assert_eq!(json["metadata"], serde_json::json!({}));
     }
@@ -286,12 +315,16 @@ mod tests {
     fn relative_base_urls_are_refused() {
         let mut relative = spec();
         relative.asset_base_url = "/assets".into();
-        assert!(matches!(Manifest::build(relative), Err(Error::InvalidManifest { .. })));
+        assert!(matches!(
+            Manifest::build(relative),
+            Err(Error::InvalidManifest { .. })
+        ));
     }
 
     #[test]
     fn parse_refuses_broken_manifests() {
-        let good: Value = serde_json::from_slice(&Manifest::build(spec()).unwrap().to_bytes()).unwrap();
+        let good: Value =
+            serde_json::from_slice(&Manifest::build(spec()).unwrap().to_bytes()).unwrap();
         let breakages: [(&str, Value); 4] = [
             ("/createdAt", Value::from("2025-01-02T03:04:05Z")),
             ("/assets/0/fileExtension", Value::from("png")),
@@ -302,7 +335,10 @@ mod tests {
             let mut broken = good.clone();
             *broken.pointer_mut(pointer).unwrap() = value;
             let bytes = serde_json::to_vec(&broken).unwrap();
-            assert!(Manifest::parse(&bytes).is_err(), "{pointer} must be refused");
+            assert!(
+                Manifest::parse(&bytes).is_err(),
+                "{pointer} must be refused"
+            );
         }
     }
 }

@@ -46,7 +46,10 @@ impl FromStr for Platform {
             "android" => Ok(Self::Android),
             other => Err(Error::BadHeader {
                 header: "expo-platform",
-                problem: format!("`{}` is not a platform; use `ios` or `android`", other.escape_debug()),
+                problem: format!(
+                    "`{}` is not a platform; use `ios` or `android`",
+                    other.escape_debug()
+                ),
                 status: 400,
             }),
         }

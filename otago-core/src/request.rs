@@ -1,1 +1,369 @@
-//! (being written)
+//! Parsing a manifest request: the method and headers of `GET <manifest endpoint>`.
+//!
+//! [`ManifestRequest::parse`] turns raw headers into checked values; every problem is an
+//! [`Error::BadHeader`] that names the header and says what to send instead (400, or 431 for
+//! an oversized value, or 406 when nothing in `accept` can be served), or an
+//! [`Error::MethodNotAllowed`] (405).
+
+use std::collections::BTreeMap;
+
+use crate::{Error, Platform, Result};
+
+mod accept;
+mod sfv_headers;
+
+pub use sfv_headers::{
+    ExpectSignature, extra_params_header_value, parse_extra_params, parse_recent_failed_update_ids,
+    recent_failed_update_ids_header_value,
+};
+
+/// The largest header value (in bytes) a manifest request may carry in any header the
+/// protocol reads; a longer one is refused with 431. Repeated list headers are limited
+/// to this size together.
+pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+
+/// The longest update id or `EAS-Client-ID` accepted (a UUID has 36 characters).
+pub const MAX_ID_LEN: usize = 128;
+
+/// The version of the Expo Updates protocol a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProtocolVersion {
+    /// Version 0: no `expo-protocol-version` header; manifests only, never directives or 204.
+    V0,
+    /// Version 1: `expo-protocol-version: 1`; directives and 204 allowed.
+    V1,
+}
+
+impl ProtocolVersion {
+    /// The bare integer sent in the `expo-protocol-version` header.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V0 => "0",
+            Self::V1 => "1",
+        }
+    }
+}
+
+/// How a manifest is sent back, chosen from the request's `accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseFormat {
+    /// `multipart/mixed` with `manifest` and `extensions` parts (or a `directive` part).
+    Multipart,
+    /// A single `application/expo+json` body (manifests only).
+    ExpoJson,
+    /// A single `application/json` body (manifests only).
+    Json,
+}
+
+impl ResponseFormat {
+    /// The media type of this format (without the multipart boundary parameter).
+    #[must_use]
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Multipart => "multipart/mixed",
+            Self::ExpoJson => "application/expo+json",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// A checked manifest request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRequest {
+    /// `expo-platform`.
+    pub platform: Platform,
+    /// `expo-runtime-version`, exactly as sent (never empty).
+    pub runtime_version: String,
+    /// `expo-protocol-version`; [`ProtocolVersion::V0`] when the header is absent.
+    pub protocol_version: ProtocolVersion,
+    /// `expo-current-update-id`, lowercased: the update the client runs now.
+    pub current_update_id: Option<String>,
+    /// `expo-embedded-update-id`, lowercased: the update inside the client's binary.
+    pub embedded_update_id: Option<String>,
+    /// `expo-channel-name`.
+    pub channel_name: Option<String>,
+    /// `expo-expect-signature`: present when the app checks code signatures.
+    pub expect_signature: Option<ExpectSignature>,
+    /// `expo-extra-params`: an SFV dictionary of strings (empty when absent).
+    pub extra_params: BTreeMap<String, String>,
+    /// `expo-recent-failed-update-ids`: an SFV list of strings, lowercased (empty when absent).
+    pub recent_failed_update_ids: Vec<String>,
+    /// `eas-client-id`: a stable per-install id, used for rollouts.
+    pub client_id: Option<String>,
+    /// `a-im` tokens, lowercased (e.g. `bsdiff`); empty when absent.
+    pub a_im: Vec<String>,
+    /// The format a manifest is sent in: the acceptable one with the highest q-value,
+    /// ties going to multipart, then `application/expo+json`, then `application/json`.
+    pub format: ResponseFormat,
+    /// Whether `multipart/mixed` is acceptable at all (directives need it).
+    pub accepts_multipart: bool,
+}
+
+/// The request headers the protocol reads, and whether a repeat is joined (lists) or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Platform,
+    RuntimeVersion,
+    ProtocolVersion,
+    CurrentUpdateId,
+    EmbeddedUpdateId,
+    ChannelName,
+    ExpectSignature,
+    ExtraParams,
+    RecentFailedUpdateIds,
+    ClientId,
+    AIm,
+    Accept,
+}
+
+const FIELDS: [(&str, Field); 12] = [
+    ("expo-platform", Field::Platform),
+    ("expo-runtime-version", Field::RuntimeVersion),
+    ("expo-protocol-version", Field::ProtocolVersion),
+    ("expo-current-update-id", Field::CurrentUpdateId),
+    ("expo-embedded-update-id", Field::EmbeddedUpdateId),
+    ("expo-channel-name", Field::ChannelName),
+    ("expo-expect-signature", Field::ExpectSignature),
+    ("expo-extra-params", Field::ExtraParams),
+    (
+        "expo-recent-failed-update-ids",
+        Field::RecentFailedUpdateIds,
+    ),
+    ("eas-client-id", Field::ClientId),
+    ("a-im", Field::AIm),
+    ("accept", Field::Accept),
+];
+
+impl Field {
+    /// Whether repeats of the header are joined with `, ` (RFC 9110 list fields and SFV
+    /// lists/dictionaries) rather than refused.
+    fn is_list(self) -> bool {
+        matches!(
+            self,
+            Self::ExpectSignature
+                | Self::ExtraParams
+                | Self::RecentFailedUpdateIds
+                | Self::AIm
+                | Self::Accept
+        )
+    }
+}
+
+/// The error for a bad header value: 400 unless told otherwise.
+pub(crate) fn bad(header: &'static str, problem: impl Into<String>) -> Error {
+    Error::BadHeader {
+        header,
+        problem: problem.into(),
+        status: 400,
+    }
+}
+
+/// Checks one raw value: size, UTF-8 and control characters; trims surrounding spaces and tabs.
+fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
+    if raw.len() > MAX_HEADER_VALUE_BYTES {
+        return Err(Error::BadHeader {
+            header: name,
+            problem: format!(
+                "the value has {} bytes; send at most {MAX_HEADER_VALUE_BYTES}",
+                raw.len()
+            ),
+            status: 431,
+        });
+    }
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| bad(name, "the value is not UTF-8; send ASCII text"))?;
+    let text = text.trim_matches([' ', '\t']);
+    if text.chars().any(char::is_control) {
+        return Err(bad(
+            name,
+            "the value contains control characters; send printable text on one line",
+        ));
+    }
+    Ok(text)
+}
+
+/// The values of the headers the protocol reads, repeats already joined or refused.
+#[derive(Default)]
+struct Collected {
+    values: [Option<String>; FIELDS.len()],
+}
+
+impl Collected {
+    fn get(&self, field: Field) -> Option<&str> {
+        let index = FIELDS.iter().position(|&(_, f)| f == field)?;
+        self.values[index].as_deref()
+    }
+
+    fn add(&mut self, index: usize, raw: &[u8]) -> Result<()> {
+        let (name, field) = FIELDS[index];
+        let text = header_text(name, raw)?;
+        match &mut self.values[index] {
+            slot @ None => *slot = Some(text.to_owned()),
+            Some(_) if !field.is_list() => {
+                return Err(bad(name, "the header is sent more than once; send it once"));
+            }
+            Some(joined) => {
+                if joined.len() + 2 + text.len() > MAX_HEADER_VALUE_BYTES {
+                    return Err(Error::BadHeader {
+                        header: name,
+                        problem: format!(
+                            "the repeated values add up to more than {MAX_HEADER_VALUE_BYTES} bytes; send fewer"
+                        ),
+                        status: 431,
+                    });
+                }
+                joined.push_str(", ");
+                joined.push_str(text);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A non-empty update id: ASCII letters, digits and `-`, lowercased, at most [`MAX_ID_LEN`].
+fn update_id(name: &'static str, value: Option<&str>) -> Result<Option<String>> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.len() > MAX_ID_LEN
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(bad(
+            name,
+            format!(
+                "send the update's id, a UUID like 0a1b2c3d-0000-4000-8000-000000000000 (letters, digits and `-`, at most {MAX_ID_LEN})"
+            ),
+        ));
+    }
+    Ok(Some(value.to_ascii_lowercase()))
+}
+
+impl ManifestRequest {
+    /// Checks the method and reads the protocol headers of a manifest request.
+    ///
+    /// Header names are matched case-insensitively; headers the protocol does not read are
+    /// ignored. `HEAD` is treated as `GET` (the caller leaves out the body).
+    ///
+    /// # Errors
+    /// - [`Error::MethodNotAllowed`] (405) for a method other than `GET` or `HEAD`;
+    /// - [`Error::BadHeader`] with status 431 for a value over [`MAX_HEADER_VALUE_BYTES`];
+    /// - [`Error::BadHeader`] with status 406 when `accept` allows no format the server sends;
+    /// - [`Error::BadHeader`] with status 400 for a missing or invalid `expo-platform` or
+    ///   `expo-runtime-version`, an `expo-protocol-version` other than `0`/`1` or repeated,
+    ///   a malformed structured header, non-UTF-8 or control characters.
+    pub fn parse<'n, 'v>(
+        method: &str,
+        headers: impl IntoIterator<Item = (&'n str, &'v [u8])>,
+    ) -> Result<Self> {
+        if method != "GET" && method != "HEAD" {
+            return Err(Error::MethodNotAllowed {
+                method: method
+                    .chars()
+                    .take(32)
+                    .collect::<String>()
+                    .escape_debug()
+                    .to_string(),
+            });
+        }
+        let mut collected = Collected::default();
+        for (name, value) in headers {
+            if let Some(index) = FIELDS
+                .iter()
+                .position(|(known, _)| known.eq_ignore_ascii_case(name))
+            {
+                collected.add(index, value)?;
+            }
+        }
+        Self::from_collected(&collected)
+    }
+
+    fn from_collected(c: &Collected) -> Result<Self> {
+        let platform = match c.get(Field::Platform) {
+            None | Some("") => {
+                return Err(bad(
+                    "expo-platform",
+                    "the header is missing; send `expo-platform: ios` or `android`",
+                ));
+            }
+            Some(value) => value.parse::<Platform>()?,
+        };
+        let runtime_version = match c.get(Field::RuntimeVersion) {
+            None | Some("") => {
+                return Err(bad(
+                    "expo-runtime-version",
+                    "the header is missing; send the app's runtime version, e.g. `expo-runtime-version: 1.0.0`",
+                ));
+            }
+            Some(value) => value.to_owned(),
+        };
+        let protocol_version = match c.get(Field::ProtocolVersion) {
+            None => ProtocolVersion::V0,
+            Some("0") => ProtocolVersion::V0,
+            Some("1") => ProtocolVersion::V1,
+            Some(other) => {
+                return Err(bad(
+                    "expo-protocol-version",
+                    format!(
+                        "`{}` is not a protocol version; send `1` (or leave the header out for 0)",
+                        other.escape_debug()
+                    ),
+                ));
+            }
+        };
+        let (format, accepts_multipart) = accept::negotiate(c.get(Field::Accept))?;
+        let client_id = match c.get(Field::ClientId).filter(|v| !v.is_empty()) {
+            Some(id) if id.len() > MAX_ID_LEN => {
+                return Err(bad(
+                    "eas-client-id",
+                    format!("send the install's id, at most {MAX_ID_LEN} characters"),
+                ));
+            }
+            id => id.map(str::to_owned),
+        };
+        Ok(Self {
+            platform,
+            runtime_version,
+            protocol_version,
+            current_update_id: update_id("expo-current-update-id", c.get(Field::CurrentUpdateId))?,
+            embedded_update_id: update_id(
+                "expo-embedded-update-id",
+                c.get(Field::EmbeddedUpdateId),
+            )?,
+            channel_name: c
+                .get(Field::ChannelName)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+            expect_signature: c
+                .get(Field::ExpectSignature)
+                .map(ExpectSignature::parse)
+                .transpose()?,
+            extra_params: parse_extra_params(c.get(Field::ExtraParams).unwrap_or_default())?,
+            recent_failed_update_ids: parse_recent_failed_update_ids(
+                c.get(Field::RecentFailedUpdateIds).unwrap_or_default(),
+            )?,
+            client_id,
+            a_im: c
+                .get(Field::AIm)
+                .unwrap_or_default()
+                .split(',')
+                .map(|token| {
+                    token
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_ascii_lowercase()
+                })
+                .filter(|token| !token.is_empty())
+                .collect(),
+            format,
+            accepts_multipart,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,448 @@
-//! (being written)
+//! Responses rendered once, at publish time: [`PreparedUpdates`] holds, for every published
+//! update, each variant a request may need (multipart or single JSON body, protocol 0 or 1),
+//! so that answering a request only chooses one. No JSON encoding, signing or hashing
+//! happens per request (beyond the rollout bucket of the `EAS-Client-ID`).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::selection::{Outcome, Slot, decide_top_two, newest_first};
+use crate::{
+    DecisionKind, Directive, Error, ExpectSignature, Manifest, ManifestRequest, ProtocolVersion,
+    PublishedUpdate, ResponseFormat, Result, UpdateKind,
+};
+
+mod multipart;
+
+/// Extra request headers clients send when downloading an asset: asset key → header name →
+/// value. Sent in the `extensions` part as `assetRequestHeaders`.
+pub type AssetRequestHeaders = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The headers every manifest-endpoint response carries (error responses included):
+/// `expo-protocol-version` (bare `0` or `1`), `expo-sfv-version: 0` and
+/// `cache-control: private, max-age=0`.
+#[must_use]
+pub fn common_headers(version: ProtocolVersion) -> [(&'static str, &'static str); 3] {
+    [
+        ("expo-protocol-version", version.as_str()),
+        ("expo-sfv-version", "0"),
+        ("cache-control", "private, max-age=0"),
+    ]
+}
+
+/// A response rendered ahead of time: status, headers in order, body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedResponse {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+}
+
+impl RenderedResponse {
+    fn new(
+        status: u16,
+        version: ProtocolVersion,
+        content_type: Option<String>,
+        signature: Option<&str>,
+        body: Bytes,
+    ) -> Self {
+        let mut headers: Vec<(&'static str, String)> = common_headers(version)
+            .iter()
+            .map(|&(name, value)| (name, value.to_owned()))
+            .collect();
+        if let Some(content_type) = content_type {
+            headers.push(("content-type", content_type));
+        }
+        if let Some(signature) = signature {
+            headers.push(("expo-signature", signature.to_owned()));
+        }
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn multipart(version: ProtocolVersion, rendered: &multipart::Rendered) -> Self {
+        let content_type = format!("multipart/mixed; boundary={}", rendered.boundary);
+        Self::new(
+            200,
+            version,
+            Some(content_type),
+            None,
+            rendered.body.clone(),
+        )
+    }
+
+    /// The HTTP status: 200, or 204 for "no update" to a v1 client.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The headers, lowercase names, in the order to send them.
+    #[must_use]
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+
+    /// The value of header `name` (case-insensitive), if present.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body (empty for 204); cloning it is cheap.
+    #[must_use]
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
+/// Renderings of one protocol version, indexed by [`ProtocolVersion`].
+type PerVersion = [RenderedResponse; 2];
+
+fn version_index(version: ProtocolVersion) -> usize {
+    match version {
+        ProtocolVersion::V0 => 0,
+        ProtocolVersion::V1 => 1,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ManifestRenderings {
+    multipart: PerVersion,
+    expo_json: PerVersion,
+    json: PerVersion,
+}
+
+#[derive(Debug, Clone)]
+enum Renderings {
+    Manifest(Box<ManifestRenderings>),
+    /// Directives are multipart only and v1 only.
+    RollBackToEmbedded {
+        multipart_v1: RenderedResponse,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    update: PublishedUpdate,
+    renderings: Renderings,
+}
+
+/// The answer to one request: what was decided and the pre-rendered response to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// What was decided (for metrics and logs).
+    pub kind: DecisionKind,
+    /// The update served, for [`DecisionKind::Manifest`] and [`DecisionKind::RollBackToEmbedded`].
+    pub update: Option<&'a PublishedUpdate>,
+    /// The response to write out as is (without its body for `HEAD`).
+    pub response: &'a RenderedResponse,
+}
+
+/// The published updates of one (project, platform, runtime version), with every response
+/// they can produce rendered.
+#[derive(Debug, Clone)]
+pub struct PreparedUpdates {
+    /// Newest first.
+    entries: Vec<Entry>,
+    runtime_version: Option<String>,
+    no_update_available: RenderedResponse,
+    no_content: RenderedResponse,
+}
+
+fn manifest_renderings(
+    update: &PublishedUpdate,
+    manifest: &Manifest,
+    headers: &AssetRequestHeaders,
+) -> Result<Renderings> {
+    let for_this_manifest: BTreeMap<&str, &BTreeMap<String, String>> = manifest
+        .all_assets()
+        .filter_map(|asset| {
+            headers
+                .get_key_value(&asset.key)
+                .map(|(key, value)| (key.as_str(), value))
+        })
+        .collect();
+    let extensions =
+        serde_json::to_vec(&serde_json::json!({ "assetRequestHeaders": for_this_manifest }))
+            .map_err(|err| Error::InvalidManifest {
+                reason: format!("cannot render extensions: {err}"),
+            })?;
+    let signature = update.body.signature.as_ref().map(|s| s.header_value());
+    let rendered = multipart::render(&[
+        multipart::Part {
+            name: "manifest",
+            signature,
+            body: &update.body.bytes,
+        },
+        multipart::Part {
+            name: "extensions",
+            signature: None,
+            body: &extensions,
+        },
+    ])?;
+    let single = |format: ResponseFormat| {
+        [ProtocolVersion::V0, ProtocolVersion::V1].map(|version| {
+            RenderedResponse::new(
+                200,
+                version,
+                Some(format.media_type().to_owned()),
+                signature,
+                update.body.bytes.clone(),
+            )
+        })
+    };
+    Ok(Renderings::Manifest(Box::new(ManifestRenderings {
+        multipart: [ProtocolVersion::V0, ProtocolVersion::V1]
+            .map(|version| RenderedResponse::multipart(version, &rendered)),
+        expo_json: single(ResponseFormat::ExpoJson),
+        json: single(ResponseFormat::Json),
+    })))
+}
+
+fn check_asset_request_headers(headers: &AssetRequestHeaders) -> Result<()> {
+    let is_token = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    for (key, asset_headers) in headers {
+        for (name, value) in asset_headers {
+            if !is_token(name) || value.chars().any(char::is_control) {
+                return Err(Error::InvalidManifest {
+                    reason: format!(
+                        "assetRequestHeaders for `{}`: `{}` is not a valid header; use a token name and a value without control characters",
+                        key.escape_debug(),
+                        name.escape_debug()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl PreparedUpdates {
+    /// Checks the updates of one (project, platform, runtime version) and renders every
+    /// response they can produce. `asset_request_headers` go, per manifest, into the
+    /// `extensions` part for the asset keys that manifest has.
+    ///
+    /// # Errors
+    /// [`Error::InvalidManifest`] when a body does not parse as its kind, its id or date
+    /// disagrees with the update's, two updates share an id, the manifests name different
+    /// runtime versions, a rollout percentage is over 100, a rollback's `commitTime` is not
+    /// later than every other update's `createdAt` it might tie with, or an asset request
+    /// header is invalid.
+    pub fn new(
+        updates: Vec<PublishedUpdate>,
+        asset_request_headers: &AssetRequestHeaders,
+    ) -> Result<Self> {
+        check_asset_request_headers(asset_request_headers)?;
+        let invalid = |reason: String| Err(Error::InvalidManifest { reason });
+        let mut runtime_version: Option<String> = None;
+        let mut entries = Vec::with_capacity(updates.len());
+        for update in updates {
+            if update.rollout_percentage > 100 {
+                return invalid(format!(
+                    "update {}: rollout percentage {} is over 100",
+                    update.id, update.rollout_percentage
+                ));
+            }
+            let renderings = match update.kind {
+                UpdateKind::Manifest => {
+                    let manifest = Manifest::parse(&update.body.bytes)?;
+                    if (manifest.id, manifest.created_at) != (update.id, update.created_at) {
+                        return invalid(format!(
+                            "update {}: the id and createdAt in the manifest body differ from the update's",
+                            update.id
+                        ));
+                    }
+                    match &runtime_version {
+                        Some(known) if *known != manifest.runtime_version => {
+                            return invalid(format!(
+                                "update {} has runtimeVersion `{}` but others have `{known}`; prepare each runtime version separately",
+                                update.id, manifest.runtime_version
+                            ));
+                        }
+                        _ => runtime_version = Some(manifest.runtime_version.clone()),
+                    }
+                    manifest_renderings(&update, &manifest, asset_request_headers)?
+                }
+                UpdateKind::RollBackToEmbedded => {
+                    let Directive::RollBackToEmbedded { parameters } =
+                        Directive::parse(&update.body.bytes)?
+                    else {
+                        return invalid(format!(
+                            "update {}: the body is not a rollBackToEmbedded directive",
+                            update.id
+                        ));
+                    };
+                    if parameters.commit_time != update.created_at {
+                        return invalid(format!(
+                            "update {}: commitTime differs from the update's created_at",
+                            update.id
+                        ));
+                    }
+                    let signature = update.body.signature.as_ref().map(|s| s.header_value());
+                    let rendered = multipart::render(&[multipart::Part {
+                        name: "directive",
+                        signature,
+                        body: &update.body.bytes,
+                    }])?;
+                    Renderings::RollBackToEmbedded {
+                        multipart_v1: RenderedResponse::multipart(ProtocolVersion::V1, &rendered),
+                    }
+                }
+            };
+            entries.push(Entry { update, renderings });
+        }
+        entries.sort_by(|a, b| newest_first(&a.update, &b.update));
+        let mut ids = std::collections::BTreeSet::new();
+        if let Some(twice) = entries.iter().find(|entry| !ids.insert(entry.update.id)) {
+            return invalid(format!("update {} is published twice", twice.update.id));
+        }
+        for pair in entries.windows(2) {
+            let (a, b) = (&pair[0].update, &pair[1].update);
+            let rollback = [a, b]
+                .into_iter()
+                .find(|u| u.kind == UpdateKind::RollBackToEmbedded);
+            if let Some(rollback) = rollback.filter(|_| a.created_at == b.created_at) {
+                return invalid(format!(
+                    "rollback {}: its commitTime must be later than the createdAt of the updates it supersedes",
+                    rollback.id
+                ));
+            }
+        }
+        let directive = multipart::render(&[multipart::Part {
+            name: "directive",
+            signature: None,
+            body: &Directive::NoUpdateAvailable.to_bytes(),
+        }])?;
+        Ok(Self {
+            entries,
+            runtime_version,
+            no_update_available: RenderedResponse::multipart(ProtocolVersion::V1, &directive),
+            no_content: RenderedResponse::new(204, ProtocolVersion::V1, None, None, Bytes::new()),
+        })
+    }
+
+    /// The updates, newest first.
+    pub fn updates(&self) -> impl Iterator<Item = &PublishedUpdate> {
+        self.entries.iter().map(|entry| &entry.update)
+    }
+
+    /// The runtime version the manifests name (`None` when there is no manifest).
+    #[must_use]
+    pub fn runtime_version(&self) -> Option<&str> {
+        self.runtime_version.as_deref()
+    }
+
+    /// Chooses the pre-rendered answer to `request` (see [`crate::decide`] for the rules).
+    ///
+    /// A request for another runtime version than the manifests' sees no updates.
+    /// `noUpdateAvailable` is a multipart `directive` part when the client accepts multipart
+    /// and asked for no signature (it is unsigned), else a 204; "no update" to v1 is a 204.
+    ///
+    /// # Errors
+    /// - [`Error::NoUpdate`] (404): a v0 client and no manifest to serve;
+    /// - [`Error::DirectiveNeedsMultipart`] (406): a rollback is due and the client does not accept multipart;
+    /// - [`Error::SignatureUnavailable`] (400): the client expects a signature under a key id the
+    ///   update is not signed with (or the update is unsigned).
+    pub fn answer(&self, request: &ManifestRequest) -> Result<Answer<'_>> {
+        let other_runtime = self
+            .runtime_version
+            .as_deref()
+            .is_some_and(|rv| rv != request.runtime_version);
+        let visible = if other_runtime {
+            &[][..]
+        } else {
+            &self.entries[..]
+        };
+        let entry = |slot: Slot| match slot {
+            Slot::Newest => visible.first(),
+            Slot::Control => visible.get(1),
+        };
+        let outcome = decide_top_two(
+            entry(Slot::Newest).map(|e| &e.update),
+            entry(Slot::Control).map(|e| &e.update),
+            request,
+        )?;
+        let found = |slot: Slot| entry(slot).ok_or(Error::NoUpdate);
+        let (kind, update, response) = match outcome {
+            Outcome::Manifest(slot) => {
+                let Entry { update, renderings } = found(slot)?;
+                check_signature(update, request.expect_signature.as_ref())?;
+                let Renderings::Manifest(renderings) = renderings else {
+                    return Err(Error::NoUpdate);
+                };
+                let per_version = match request.format {
+                    ResponseFormat::Multipart => &renderings.multipart,
+                    ResponseFormat::ExpoJson => &renderings.expo_json,
+                    ResponseFormat::Json => &renderings.json,
+                };
+                (
+                    DecisionKind::Manifest,
+                    Some(update),
+                    &per_version[version_index(request.protocol_version)],
+                )
+            }
+            Outcome::RollBackToEmbedded(slot) => {
+                let Entry { update, renderings } = found(slot)?;
+                if !request.accepts_multipart {
+                    return Err(Error::DirectiveNeedsMultipart);
+                }
+                check_signature(update, request.expect_signature.as_ref())?;
+                let Renderings::RollBackToEmbedded { multipart_v1 } = renderings else {
+                    return Err(Error::NoUpdate);
+                };
+                (DecisionKind::RollBackToEmbedded, Some(update), multipart_v1)
+            }
+            Outcome::NoUpdateAvailable => {
+                let as_directive = request.accepts_multipart && request.expect_signature.is_none();
+                let response = if as_directive {
+                    &self.no_update_available
+                } else {
+                    &self.no_content
+                };
+                (DecisionKind::NoUpdateAvailable, None, response)
+            }
+            Outcome::NoUpdate => (DecisionKind::NoUpdate, None, &self.no_content),
+        };
+        Ok(Answer {
+            kind,
+            update,
+            response,
+        })
+    }
+}
+
+fn check_signature(update: &PublishedUpdate, expected: Option<&ExpectSignature>) -> Result<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    match &update.body.signature {
+        Some(signature) if signature.keyid() == expected.keyid => Ok(()),
+        other => Err(Error::SignatureUnavailable {
+            expected: expected.keyid.clone(),
+            available: match other {
+                Some(signature) => format!(
+                    "update {} is signed with keyid `{}`",
+                    update.id,
+                    signature.keyid()
+                ),
+                None => format!("update {} is not signed", update.id),
+            },
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -34,9 +34,11 @@ impl Timestamp {
     /// # Errors
     /// [`Error::InvalidManifest`] for times before 1970 or after 9999.
     pub fn from_system_time(time: SystemTime) -> Result<Self> {
-        let since_epoch = time.duration_since(UNIX_EPOCH).map_err(|_| Error::InvalidManifest {
-            reason: "times before 1970 are not supported".to_owned(),
-        })?;
+        let since_epoch = time
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| Error::InvalidManifest {
+                reason: "times before 1970 are not supported".to_owned(),
+            })?;
         let millis = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
         Self::from_unix_millis(millis)
     }
@@ -58,11 +60,16 @@ impl Timestamp {
     /// # Errors
     /// [`Error::InvalidManifest`] for any other shape.
     pub fn parse(text: &str) -> Result<Self> {
-        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         time::PrimitiveDateTime::parse(text, &format)
             .map(|t| Self(t.assume_utc()))
             .map_err(|_| Error::InvalidManifest {
-                reason: format!("`{}` is not a UTC date like 2025-01-02T03:04:05.678Z", text.escape_debug()),
+                reason: format!(
+                    "`{}` is not a UTC date like 2025-01-02T03:04:05.678Z",
+                    text.escape_debug()
+                ),
             })
     }
 }
@@ -105,14 +112,22 @@ mod tests {
     fn formats_with_three_fraction_digits_and_z() {
         let t = Timestamp::from_unix_millis(1_735_787_045_678).unwrap();
         assert_eq!(t.to_string(), "2025-01-02T03:04:05.678Z");
-        assert_eq!(Timestamp::from_unix_millis(0).unwrap().to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).unwrap().to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn parse_round_trips_and_refuses_other_shapes() {
         let t = Timestamp::parse("2025-01-02T03:04:05.678Z").unwrap();
         assert_eq!(t.unix_millis(), 1_735_787_045_678);
-        for bad in ["2025-01-02T03:04:05Z", "2025-01-02T03:04:05.678+00:00", "2025-01-02 03:04:05.678Z", ""] {
+        for bad in [
+            "2025-01-02T03:04:05Z",
+            "2025-01-02T03:04:05.678+00:00",
+            "2025-01-02 03:04:05.678Z",
+            "",
+        ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }
     }
@@ -120,6 +135,9 @@ mod tests {
     #[test]
     fn system_time_truncates_to_millis() {
         let time = UNIX_EPOCH + Duration::from_nanos(1_735_787_045_678_999_999);
-        assert_eq!(Timestamp::from_system_time(time).unwrap().to_string(), "2025-01-02T03:04:05.678Z");
+        assert_eq!(
+            Timestamp::from_system_time(time).unwrap().to_string(),
+            "2025-01-02T03:04:05.678Z"
+        );
     }
 }

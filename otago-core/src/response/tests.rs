@@ -1,0 +1,204 @@
+use super::*;
+use crate::selection::tests::{manifest_update, request, rollback_update};
+use crate::{ProtocolVersion, StoredSignature};
+
+const SIGNATURE: &str = r#"sig="c2lnbmF0dXJl", keyid="main", alg="rsa-v1_5-sha256""#;
+
+fn signed(mut update: PublishedUpdate) -> PublishedUpdate {
+    update.body.signature = Some(StoredSignature::parse(SIGNATURE).unwrap());
+    update
+}
+
+fn prepared(updates: Vec<PublishedUpdate>) -> PreparedUpdates {
+    PreparedUpdates::new(updates, &AssetRequestHeaders::new()).unwrap()
+}
+
+fn assert_common(response: &RenderedResponse, version: &str) {
+    assert_eq!(response.header("expo-protocol-version"), Some(version));
+    assert_eq!(response.header("expo-sfv-version"), Some("0"));
+    assert_eq!(response.header("cache-control"), Some("private, max-age=0"));
+}
+
+#[test]
+fn manifests_come_in_every_format_and_version() {
+    let updates = prepared(vec![signed(manifest_update(1, 10))]);
+    let bytes = updates.updates().next().unwrap().body.bytes.clone();
+    for (version, expected) in [(ProtocolVersion::V0, "0"), (ProtocolVersion::V1, "1")] {
+        let mut r = request(version);
+        let answer = updates.answer(&r).unwrap();
+        assert_eq!(answer.kind, DecisionKind::Manifest);
+        assert_common(answer.response, expected);
+        let content_type = answer.response.header("content-type").unwrap();
+        assert!(
+            content_type.starts_with("multipart/mixed; boundary=otago-"),
+            "{content_type}"
+        );
+        assert_eq!(
+            answer.response.header("expo-signature"),
+            None,
+            "multipart signs the part, not the response"
+        );
+        for (format, media_type) in [
+            (ResponseFormat::ExpoJson, "application/expo+json"),
+            (ResponseFormat::Json, "application/json"),
+        ] {
+            r.format = format;
+            let answer = updates.answer(&r).unwrap();
+            assert_common(answer.response, expected);
+            assert_eq!(answer.response.header("content-type"), Some(media_type));
+            assert_eq!(answer.response.header("expo-signature"), Some(SIGNATURE));
+            assert_eq!(answer.response.body(), &bytes);
+        }
+    }
+}
+
+#[test]
+fn no_update_available_is_a_directive_or_204() {
+    let updates = prepared(vec![manifest_update(1, 10)]);
+    let mut r = request(ProtocolVersion::V1);
+    r.current_update_id = Some(updates.updates().next().unwrap().id.to_string());
+    let answer = updates.answer(&r).unwrap();
+    assert_eq!(
+        (answer.kind, answer.response.status()),
+        (DecisionKind::NoUpdateAvailable, 200)
+    );
+    assert!(
+        answer
+            .response
+            .body()
+            .windows(28)
+            .any(|w| w == br#"{"type":"noUpdateAvailable"}"#)
+    );
+    r.expect_signature = Some(crate::ExpectSignature::new("main"));
+    assert_eq!(updates.answer(&r).unwrap().response.status(), 204);
+    r.expect_signature = None;
+    r.accepts_multipart = false;
+    r.format = ResponseFormat::Json;
+    let answer = updates.answer(&r).unwrap();
+    assert_eq!(answer.response.status(), 204);
+    assert!(answer.response.body().is_empty() && answer.response.header("content-type").is_none());
+    assert_common(answer.response, "1");
+}
+
+#[test]
+fn rollbacks_need_multipart_and_signatures_must_match() {
+    let updates = prepared(vec![manifest_update(1, 10), signed(rollback_update(2, 20))]);
+    let mut r = request(ProtocolVersion::V1);
+    r.embedded_update_id = Some("123".into());
+    let answer = updates.answer(&r).unwrap();
+    assert_eq!(answer.kind, DecisionKind::RollBackToEmbedded);
+    assert_common(answer.response, "1");
+    r.expect_signature = Some(crate::ExpectSignature::new("main"));
+    assert!(updates.answer(&r).is_ok());
+    r.expect_signature = Some(crate::ExpectSignature::new("root"));
+    let err = updates.answer(&r).unwrap_err();
+    assert!(
+        matches!(&err, Error::SignatureUnavailable { expected, .. } if expected == "root"),
+        "{err}"
+    );
+    assert_eq!(err.http_status(), 400);
+    r.expect_signature = None;
+    r.accepts_multipart = false;
+    assert_eq!(
+        updates.answer(&r).unwrap_err(),
+        Error::DirectiveNeedsMultipart
+    );
+    assert_eq!(
+        updates.answer(&request(ProtocolVersion::V0)).unwrap_err(),
+        Error::NoUpdate
+    );
+}
+
+#[test]
+fn unsigned_updates_are_refused_to_clients_expecting_a_signature() {
+    let updates = prepared(vec![manifest_update(1, 10)]);
+    let mut r = request(ProtocolVersion::V1);
+    r.expect_signature = Some(crate::ExpectSignature::default());
+    let err = updates.answer(&r).unwrap_err();
+    assert!(
+        err.to_string().contains("not signed") && err.to_string().contains("`root`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn another_runtime_version_sees_nothing() {
+    let updates = prepared(vec![manifest_update(1, 10)]);
+    assert_eq!(updates.runtime_version(), Some("1"));
+    let mut r = request(ProtocolVersion::V1);
+    r.runtime_version = "2".into();
+    assert_eq!(updates.answer(&r).unwrap().kind, DecisionKind::NoUpdate);
+    r.protocol_version = ProtocolVersion::V0;
+    assert_eq!(updates.answer(&r).unwrap_err(), Error::NoUpdate);
+}
+
+#[test]
+fn extensions_carry_asset_request_headers_of_the_manifests_assets_only() {
+    let update = manifest_update(1, 10);
+    let manifest = Manifest::parse(&update.body.bytes).unwrap();
+    let key = manifest.assets[0].key.clone();
+    let headers = AssetRequestHeaders::from([
+        (
+            key.clone(),
+            BTreeMap::from([("x-token".to_owned(), "abc".to_owned())]),
+        ),
+        (
+            "not-in-this-manifest".to_owned(),
+            BTreeMap::from([("x-other".to_owned(), "1".to_owned())]),
+        ),
+    ]);
+    let updates = PreparedUpdates::new(vec![update], &headers).unwrap();
+    let body = updates
+        .answer(&request(ProtocolVersion::V1))
+        .unwrap()
+        .response
+        .body()
+        .clone();
+    let expected = format!(r#"{{"assetRequestHeaders":{{"{key}":{{"x-token":"abc"}}}}}}"#);
+    assert!(
+        body.windows(expected.len())
+            .any(|w| w == expected.as_bytes())
+    );
+    assert!(!body.windows(20).any(|w| w == b"not-in-this-manifest"));
+    let bad = AssetRequestHeaders::from([(
+        key,
+        BTreeMap::from([("bad name".to_owned(), "x".to_owned())]),
+    )]);
+    assert!(PreparedUpdates::new(vec![manifest_update(1, 10)], &bad).is_err());
+}
+
+#[test]
+fn inconsistent_publications_are_refused() {
+    let new = |updates| PreparedUpdates::new(updates, &AssetRequestHeaders::new());
+    assert!(
+        new(vec![manifest_update(1, 10), manifest_update(1, 10)]).is_err(),
+        "duplicate id"
+    );
+    let mut wrong_date = manifest_update(1, 10);
+    wrong_date.created_at = rollback_update(9, 99).created_at;
+    assert!(new(vec![wrong_date]).is_err(), "date differs from the body");
+    let mut over = manifest_update(1, 10);
+    over.rollout_percentage = 101;
+    assert!(new(vec![over]).is_err(), "rollout over 100");
+    assert!(
+        new(vec![manifest_update(1, 10), rollback_update(2, 10)]).is_err(),
+        "rollback tied with a manifest"
+    );
+    let mut mislabelled = manifest_update(1, 10);
+    mislabelled.kind = UpdateKind::RollBackToEmbedded;
+    assert!(
+        new(vec![mislabelled]).is_err(),
+        "manifest body labelled as rollback"
+    );
+    assert!(new(Vec::new()).is_ok());
+}
+
+#[test]
+fn v0_gets_the_control_when_outside_a_rollout() {
+    let control = manifest_update(1, 10);
+    let newest = manifest_update(2, 20).with_rollout_percentage(0).unwrap();
+    let updates = prepared(vec![newest, control.clone()]);
+    let answer = updates.answer(&request(ProtocolVersion::V0)).unwrap();
+    assert_eq!(answer.update.map(|u| u.id), Some(control.id));
+    assert_common(answer.response, "0");
+}
