@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo bench -p otago-benches
 //! ```
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -12,8 +13,9 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use otago_benches::fixture_file;
 use otago_core::{
-    AssetDescription, DescribedPlatform, ExportMetadata, Manifest, ManifestRequest, ManifestSpec, Platform,
-    PreparedUpdates, PublishedUpdate, SignatureHeader, SigningKey, StoredSignature, Timestamp, UpdateId,
+    AssetDescription, DescribedPlatform, ExportMetadata, Manifest, ManifestRequest, ManifestSpec,
+    Platform, PreparedUpdates, PublishedUpdate, SignatureHeader, SigningKey, StoredSignature,
+    Timestamp, UpdateId,
 };
 
 const BUNDLE: &str = "dist-v1/_expo/static/js/ios/index-0e63ac84fbed243efbc2880f4cb64c2f.hbc";
@@ -30,10 +32,16 @@ fn ios_spec() -> ManifestSpec {
         created_at: Timestamp::from_unix_millis(1_767_225_600_000).unwrap(),
         runtime_version: "1.2.3".to_owned(),
         launch_asset: files.launch_asset.description,
-        assets: files.assets.into_iter().map(|file| file.description).collect(),
+        assets: files
+            .assets
+            .into_iter()
+            .map(|file| file.description)
+            .collect(),
         asset_base_url: "https://updates.example.com/assets".to_owned(),
         metadata: BTreeMap::new(),
-        expo_client: Some(serde_json::from_slice(&fixture_file("expo-config.public.json")).unwrap()),
+        expo_client: Some(
+            serde_json::from_slice(&fixture_file("expo-config.public.json")).unwrap(),
+        ),
     }
 }
 
@@ -61,7 +69,9 @@ fn manifests(c: &mut Criterion) {
     c.bench_function("sign manifest (rsa-2048, pkcs1v15/sha256)", |b| {
         b.iter(|| key.sign(black_box(&bytes)));
     });
-    let header = SignatureHeader::new(key.sign(&bytes), "main").unwrap().to_header_value();
+    let header = SignatureHeader::new(key.sign(&bytes), "main")
+        .unwrap()
+        .to_header_value();
     let signature = StoredSignature::parse(&header).unwrap();
     c.bench_function("prepare responses (render every variant at publish)", |b| {
         b.iter(|| {
@@ -74,7 +84,12 @@ fn manifests(c: &mut Criterion) {
 fn answering(c: &mut Criterion) {
     let key = signing_key();
     let bytes = Manifest::build(ios_spec()).unwrap().to_bytes();
-    let signature = StoredSignature::parse(&SignatureHeader::new(key.sign(&bytes), "main").unwrap().to_header_value()).unwrap();
+    let signature = StoredSignature::parse(
+        &SignatureHeader::new(key.sign(&bytes), "main")
+            .unwrap()
+            .to_header_value(),
+    )
+    .unwrap();
     let prepared = PreparedUpdates::new(
         vec![PublishedUpdate::manifest(bytes, Some(signature)).unwrap()],
         &BTreeMap::new(),
@@ -82,7 +97,10 @@ fn answering(c: &mut Criterion) {
     .unwrap();
     // The headers expo-updates 57 sends.
     let headers: &[(&str, &[u8])] = &[
-        ("Accept", b"multipart/mixed,application/expo+json,application/json"),
+        (
+            "Accept",
+            b"multipart/mixed,application/expo+json,application/json",
+        ),
         ("Expo-Platform", b"ios"),
         ("Expo-Protocol-Version", b"1"),
         ("Expo-API-Version", b"1"),
@@ -90,15 +108,29 @@ fn answering(c: &mut Criterion) {
         ("Expo-JSON-Error", b"true"),
         ("EAS-Client-ID", b"6f1c2f4e-93a8-4c55-8a3d-2f1e0b7c9d11"),
         ("Expo-Runtime-Version", b"1.2.3"),
-        ("Expo-Embedded-Update-ID", b"0c3a4f4e-1b2d-4e5f-8a9b-0c1d2e3f4a5b"),
-        ("expo-expect-signature", b"sig, keyid=\"main\", alg=\"rsa-v1_5-sha256\""),
+        (
+            "Expo-Embedded-Update-ID",
+            b"0c3a4f4e-1b2d-4e5f-8a9b-0c1d2e3f4a5b",
+        ),
+        (
+            "expo-expect-signature",
+            b"sig, keyid=\"main\", alg=\"rsa-v1_5-sha256\"",
+        ),
     ];
-    c.bench_function("answer a request (parse headers + choose pre-rendered)", |b| {
-        b.iter(|| {
-            let request = ManifestRequest::parse("GET", headers.iter().copied()).unwrap();
-            prepared.answer(black_box(&request)).unwrap().response.body().len()
-        });
-    });
+    c.bench_function(
+        "answer a request (parse headers + choose pre-rendered)",
+        |b| {
+            b.iter(|| {
+                let request = ManifestRequest::parse("GET", headers.iter().copied()).unwrap();
+                prepared
+                    .answer(black_box(&request))
+                    .unwrap()
+                    .response
+                    .body()
+                    .len()
+            });
+        },
+    );
 }
 
 criterion_group!(benches, hashing, manifests, answering);

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use otago_core::{
-    AssetDescription, ManifestRequest, Manifest, ManifestSpec, PreparedUpdates, PublishedUpdate, Timestamp,
-    UpdateId,
+    AssetDescription, Manifest, ManifestRequest, ManifestSpec, PreparedUpdates, PublishedUpdate,
+    Timestamp, UpdateId,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -21,14 +21,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("Expo-Platform", b"ios"),
         ("Expo-Runtime-Version", b"1.0.0"),
         ("Expo-Protocol-Version", b"1"),
-        ("Accept", b"multipart/mixed,application/expo+json,application/json"),
+        (
+            "Accept",
+            b"multipart/mixed,application/expo+json,application/json",
+        ),
     ];
-    let (status, response_headers, body) = answer(&prepared, "GET", &headers)?;
-    println!("HTTP {status}");
-    for (name, value) in response_headers {
+    let reply = answer(&prepared, "GET", &headers);
+    println!("HTTP {}", reply.status);
+    for (name, value) in &reply.headers {
         println!("{name}: {value}");
     }
-    println!("\n{}", String::from_utf8_lossy(&body));
+    println!("\n{}", String::from_utf8_lossy(&reply.body));
     Ok(())
 }
 
@@ -48,21 +51,34 @@ fn publish() -> Result<PreparedUpdates, Box<dyn Error>> {
     Ok(PreparedUpdates::new(vec![update], &BTreeMap::new())?)
 }
 
+/// What an HTTP layer writes out.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
 /// Request time: parse the headers, choose, and hand back status, headers and body.
 /// A bad request becomes its HTTP status and message instead.
-fn answer(
-    prepared: &PreparedUpdates,
-    method: &str,
-    headers: &[(&str, &[u8])],
-) -> Result<(u16, Vec<(String, String)>, Vec<u8>), Box<dyn Error>> {
-    let answer = ManifestRequest::parse(method, headers.iter().copied()).and_then(|request| prepared.answer(&request));
+fn answer(prepared: &PreparedUpdates, method: &str, headers: &[(&str, &[u8])]) -> Reply {
+    let answer = ManifestRequest::parse(method, headers.iter().copied())
+        .and_then(|request| prepared.answer(&request));
     match answer {
-        Ok(answer) => {
-            let response = answer.response;
-            let headers = response.headers().iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect();
-            Ok((response.status(), headers, response.body().to_vec()))
-        }
-        Err(err) => Ok((err.http_status(), Vec::new(), err.to_string().into_bytes())),
+        Ok(answer) => Reply {
+            status: answer.response.status(),
+            headers: answer
+                .response
+                .headers()
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            body: answer.response.body().to_vec(),
+        },
+        Err(err) => Reply {
+            status: err.http_status(),
+            headers: vec![("content-type".to_owned(), "text/plain".to_owned())],
+            body: err.to_string().into_bytes(),
+        },
     }
 }
 
@@ -73,16 +89,32 @@ mod tests {
     #[test]
     fn serves_the_manifest_then_refuses_bad_requests() {
         let prepared = publish().unwrap();
-        let ok: [(&str, &[u8]); 3] = [("expo-platform", b"android"), ("expo-runtime-version", b"1.0.0"), ("expo-protocol-version", b"1")];
-        let (status, headers, body) = answer(&prepared, "GET", &ok).unwrap();
-        assert_eq!(status, 200);
-        assert!(headers.iter().any(|(n, v)| n == "content-type" && v.starts_with("multipart/mixed; boundary=")));
-        assert!(String::from_utf8(body).unwrap().contains("content-disposition: inline; name=\"manifest\""));
+        let ok: [(&str, &[u8]); 3] = [
+            ("expo-platform", b"android"),
+            ("expo-runtime-version", b"1.0.0"),
+            ("expo-protocol-version", b"1"),
+        ];
+        let reply = answer(&prepared, "GET", &ok);
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply
+                .headers
+                .iter()
+                .any(|(n, v)| n == "content-type" && v.starts_with("multipart/mixed; boundary="))
+        );
+        assert!(
+            String::from_utf8(reply.body)
+                .unwrap()
+                .contains("content-disposition: inline; name=\"manifest\"")
+        );
 
-        let (status, ..) = answer(&prepared, "POST", &ok).unwrap();
-        assert_eq!(status, 405);
-        let (status, _, message) = answer(&prepared, "GET", &ok[..1]).unwrap();
-        assert_eq!(status, 400);
-        assert!(String::from_utf8(message).unwrap().contains("expo-runtime-version"));
+        assert_eq!(answer(&prepared, "POST", &ok).status, 405);
+        let missing_runtime = answer(&prepared, "GET", &ok[..1]);
+        assert_eq!(missing_runtime.status, 400);
+        assert!(
+            String::from_utf8(missing_runtime.body)
+                .unwrap()
+                .contains("expo-runtime-version")
+        );
     }
 }

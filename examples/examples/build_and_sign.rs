@@ -12,29 +12,38 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use otago_core::{
-    DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, SignatureHeader, SigningKey,
-    Timestamp, UpdateId, Workflow, resolve_runtime_version,
+    DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, SignatureHeader,
+    SigningKey, Timestamp, UpdateId, Workflow, resolve_runtime_version,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
     let app_dir = std::env::args_os()
         .nth(1)
         .map_or_else(otago_examples::example_app_dir, Into::into);
-    for (platform, manifest_bytes, signature) in build_and_sign(&app_dir)? {
-        println!("{platform}: {} manifest bytes", manifest_bytes.len());
-        println!("  expo-signature: {}", signature.to_header_value());
+    for update in build_and_sign(&app_dir)? {
+        println!(
+            "{}: {} manifest bytes",
+            update.platform,
+            update.manifest.len()
+        );
+        println!("  expo-signature: {}", update.signature.to_header_value());
     }
     Ok(())
 }
 
 /// Returns, per platform, the exact manifest bytes and their `expo-signature` header.
-fn build_and_sign(app_dir: &Path) -> Result<Vec<(Platform, Vec<u8>, SignatureHeader)>, Box<dyn Error>> {
+fn build_and_sign(
+    app_dir: &Path,
+) -> Result<Vec<(Platform, Vec<u8>, SignatureHeader)>, Box<dyn Error>> {
     let export_dir = app_dir.join("dist");
     let metadata = ExportMetadata::parse(&std::fs::read(export_dir.join("metadata.json"))?)?;
-    let app_json: serde_json::Value = serde_json::from_slice(&std::fs::read(app_dir.join("app.json"))?)?;
+    let app_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(app_dir.join("app.json"))?)?;
     let public_config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(app_dir.join("expo-config.public.json"))?)?;
-    let key = SigningKey::from_pem(&std::fs::read_to_string(app_dir.join("keys/private-key.pem"))?)?;
+    let key = SigningKey::from_pem(&std::fs::read_to_string(
+        app_dir.join("keys/private-key.pem"),
+    )?)?;
     let keyid = app_json["expo"]["updates"]["codeSigningMetadata"]["keyid"]
         .as_str()
         .unwrap_or("root");
@@ -45,7 +54,9 @@ fn build_and_sign(app_dir: &Path) -> Result<Vec<(Platform, Vec<u8>, SignatureHea
     for (&platform, export) in &metadata.platforms {
         let runtime_version = resolve_runtime_version(&app_json, platform, Workflow::Managed)?
             .as_resolved()
-            .ok_or("this example does not run `expo-updates fingerprint:generate`; use another policy")?
+            .ok_or(
+                "this example does not run `expo-updates fingerprint:generate`; use another policy",
+            )?
             .to_owned();
         let files = DescribedPlatform::describe(platform, export, |path| {
             std::fs::read(export_dir.join(path.as_str())).ok()
@@ -55,14 +66,22 @@ fn build_and_sign(app_dir: &Path) -> Result<Vec<(Platform, Vec<u8>, SignatureHea
             created_at: now,
             runtime_version,
             launch_asset: files.launch_asset.description,
-            assets: files.assets.into_iter().map(|file| file.description).collect(),
+            assets: files
+                .assets
+                .into_iter()
+                .map(|file| file.description)
+                .collect(),
             asset_base_url: "https://updates.example.com/assets".to_owned(),
             metadata: BTreeMap::new(),
             expo_client: Some(public_config.clone()),
         })?;
         let bytes = manifest.to_bytes();
         let signature = SignatureHeader::new(key.sign(&bytes), keyid)?;
-        signed.push((platform, bytes, signature));
+        signed.push(SignedUpdate {
+            platform,
+            manifest: bytes,
+            signature,
+        });
     }
     Ok(signed)
 }
@@ -76,13 +95,17 @@ mod tests {
         let app_dir = otago_examples::example_app_dir();
         let signed = build_and_sign(&app_dir).unwrap();
         assert_eq!(signed.len(), 2);
-        let certificate =
-            otago_core::SigningCertificate::from_pem(&std::fs::read_to_string(app_dir.join("certs/certificate.pem")).unwrap())
+        let certificate = otago_core::SigningCertificate::from_pem(
+            &std::fs::read_to_string(app_dir.join("certs/certificate.pem")).unwrap(),
+        )
+        .unwrap();
+        for update in &signed {
+            certificate
+                .verify(&update.manifest, update.signature.signature())
                 .unwrap();
-        for (_, bytes, header) in &signed {
-            certificate.verify(bytes, header.signature()).unwrap();
-            let manifest = Manifest::parse(bytes).unwrap();
-            assert_eq!(manifest.to_bytes(), *bytes);
+            let manifest = Manifest::parse(&update.manifest).unwrap();
+            assert_eq!(manifest.to_bytes(), update.manifest);
+            assert_eq!(manifest.runtime_version, "1.0.0");
         }
     }
 }
