@@ -31,10 +31,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Returns, per platform, the exact manifest bytes and their `expo-signature` header.
-fn build_and_sign(
-    app_dir: &Path,
-) -> Result<Vec<(Platform, Vec<u8>, SignatureHeader)>, Box<dyn Error>> {
+/// One platform's update, ready to publish.
+struct SignedUpdate {
+    platform: Platform,
+    /// The exact manifest bytes: signed here, served verbatim by the server.
+    manifest: Vec<u8>,
+    signature: SignatureHeader,
+}
+
+/// Builds and signs the manifest of every platform in the export.
+fn build_and_sign(app_dir: &Path) -> Result<Vec<SignedUpdate>, Box<dyn Error>> {
     let export_dir = app_dir.join("dist");
     let metadata = ExportMetadata::parse(&std::fs::read(export_dir.join("metadata.json"))?)?;
     let app_json: serde_json::Value =
