@@ -1,0 +1,361 @@
+//! The command line, as clap parses it: faithful to what was typed, not yet validated.
+//! [`crate::settings`] turns it into checked settings.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::settings::EnvVars;
+
+/// Deploy Expo updates to a self-hosted Otago server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "otago",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, ClapArgs)]
+pub struct GlobalArgs {
+    /// Print one JSON object on stdout instead of text (progress and messages go to stderr).
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+    /// When to colour the output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, help_heading = "Global options")]
+    pub color: ColorArg,
+    /// Base URL of the Otago server.
+    #[arg(
+        long,
+        global = true,
+        env = EnvVars::OTAGO_SERVER_URL,
+        default_value = "http://localhost:3000",
+        help_heading = "Global options"
+    )]
+    pub server_url: String,
+    /// A project's API key (`otago_...`), for deploys and the daily commands.
+    #[arg(long, global = true, env = EnvVars::OTAGO_API_KEY, hide_env_values = true, help_heading = "Global options")]
+    pub api_key: Option<String>,
+    /// The server's admin token, for `projects` and `keys` (and anything else when no key is given).
+    #[arg(long, global = true, env = EnvVars::OTAGO_ADMIN_TOKEN, hide_env_values = true, help_heading = "Global options")]
+    pub admin_token: Option<String>,
+}
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// Colour when writing to a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and list projects (one per app and environment; needs the admin token).
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Create, list and revoke a project's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check that an app is set up to receive updates from a project; one line per check.
+    Doctor(DoctorArgs),
+    /// Export the app (or take an existing export), sign and publish it as an update group.
+    Deploy(DeployArgs),
+    /// List a project's published update groups.
+    #[command(subcommand)]
+    Updates(UpdatesCommand),
+    /// Republish an earlier update group, or send apps back to the update embedded in their build.
+    Rollback(RollbackArgs),
+    /// Change the rollout percentage of the newest update group, or revert it.
+    Rollout(RolloutArgs),
+    /// Code signing keys and certificates.
+    #[command(subcommand)]
+    Codesigning(CodesigningCommand),
+}
+
+/// `otago projects ...`
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// Create a project; prints its ref, update URL and the app.json snippet to paste.
+    Create {
+        /// The app's name: 1-64 characters of `a-z`, `0-9` and `-`.
+        #[arg(long)]
+        app: String,
+        /// The environment, e.g. `production` or `staging`: 1-64 characters of `a-z`, `0-9`, `-`.
+        #[arg(long = "env")]
+        environment: String,
+    },
+    /// List the projects the credentials can see.
+    List,
+}
+
+/// `--project REF`, shared by the project commands.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ProjectArg {
+    /// The project's ref, as `otago projects create` printed it (e.g. `p_k3v9x0a1b2`).
+    #[arg(long, env = EnvVars::OTAGO_PROJECT)]
+    pub project: String,
+}
+
+/// `otago keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key for a project; the secret is shown once.
+    Create {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// A name that tells the keys apart, e.g. `ci` or `alice-laptop`.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List a project's API keys (never their secrets).
+    List {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Revoke an API key; it stops working at once.
+    Revoke {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// The key's id (`k_...`), as `otago keys list` shows it.
+        key_id: String,
+    },
+}
+
+/// Which platforms to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlatformArg {
+    /// iOS only.
+    Ios,
+    /// Android only.
+    Android,
+    /// Both.
+    All,
+}
+
+/// How `.env*` files are loaded for the export and the app config.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct EnvFileArgs {
+    /// Load the app's `.env*` files (`false` turns it off, as `EXPO_NO_DOTENV=1` does).
+    #[arg(
+        long,
+        env = EnvVars::OTAGO_LOAD_ENVS,
+        default_value = "true",
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        value_parser = parse_bool
+    )]
+    pub load_envs: bool,
+    /// The mode whose `.env.<mode>` files are loaded; also the NODE_ENV of the export.
+    #[arg(long, env = EnvVars::NODE_ENV, default_value = "production")]
+    pub node_env: String,
+    /// The eas.json build profile whose `env` is loaded (below the `.env*` files).
+    #[arg(long, env = EnvVars::EAS_PROFILE, default_value = "production")]
+    pub eas_profile: String,
+}
+
+/// Accepts `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` in any case.
+///
+/// # Errors
+/// A message naming the accepted values.
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{value}` is not a boolean; use true or false")),
+    }
+}
+
+/// `otago doctor`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct DoctorArgs {
+    /// The project the app should receive updates from.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// The app's folder (with package.json and app.json).
+    #[arg(long, default_value = ".")]
+    pub app_dir: PathBuf,
+    /// Use this JSON (the output of `npx expo config --json`) instead of evaluating the app config.
+    #[arg(long, value_name = "FILE")]
+    pub config_json: Option<PathBuf>,
+    /// The private key that signs updates; checked against the app's certificate.
+    #[arg(long, env = EnvVars::OTAGO_PRIVATE_KEY, value_name = "FILE")]
+    pub private_key_path: Option<PathBuf>,
+    /// Which platforms to check.
+    #[arg(long, short = 'p', value_enum, default_value_t = PlatformArg::All)]
+    pub platform: PlatformArg,
+    /// `.env*` loading.
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+}
+
+/// `otago deploy`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct DeployArgs {
+    /// The project to publish to.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Which platforms to publish.
+    #[arg(long, short = 'p', value_enum, default_value_t = PlatformArg::All)]
+    pub platform: PlatformArg,
+    /// A message describing the update.
+    #[arg(long, short = 'm')]
+    pub message: Option<String>,
+    /// Publish this existing `npx expo export` output instead of exporting (needs no Node).
+    #[arg(long, value_name = "DIR")]
+    pub input_dir: Option<PathBuf>,
+    /// The app's folder.
+    #[arg(long, default_value = ".")]
+    pub app_dir: PathBuf,
+    /// Use this JSON (the output of `npx expo config --json`) as the app config.
+    #[arg(long, value_name = "FILE")]
+    pub config_json: Option<PathBuf>,
+    /// Use this runtime version for every platform instead of resolving the app's policy.
+    #[arg(long)]
+    pub runtime_version: Option<String>,
+    /// Serve the update to this percentage of devices (0-100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub rollout_percentage: u8,
+    /// The private key that signs the manifests (PEM, PKCS#1 or PKCS#8).
+    #[arg(long, env = EnvVars::OTAGO_PRIVATE_KEY, value_name = "FILE")]
+    pub private_key_path: Option<PathBuf>,
+    /// `.env*` loading.
+    #[command(flatten)]
+    pub env: EnvFileArgs,
+}
+
+/// `otago updates ...`
+#[derive(Debug, Subcommand)]
+pub enum UpdatesCommand {
+    /// List update groups, newest first.
+    List {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Only groups of this runtime version.
+        #[arg(long)]
+        runtime_version: Option<String>,
+        /// Only groups with an update for this platform.
+        #[arg(long, short = 'p', value_enum)]
+        platform: Option<PlatformArg>,
+        /// At most this many groups.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// `otago rollback`
+#[derive(Debug, Clone, ClapArgs)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "to_embedded"])))]
+pub struct RollbackArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Republish this update group (its id, as `otago updates list` shows it), signed anew.
+    #[arg(long, value_name = "GROUP")]
+    pub to: Option<String>,
+    /// Publish a signed `rollBackToEmbedded` directive: apps go back to their built-in update.
+    #[arg(long)]
+    pub to_embedded: bool,
+    /// With --to-embedded: the runtime version to roll back (default: the app's, else the
+    /// newest group's).
+    #[arg(long)]
+    pub runtime_version: Option<String>,
+    /// Which platforms to roll back.
+    #[arg(long, short = 'p', value_enum, default_value_t = PlatformArg::All)]
+    pub platform: PlatformArg,
+    /// A message for the new group (default: what it rolls back to).
+    #[arg(long, short = 'm')]
+    pub message: Option<String>,
+    /// The app's folder, read for its signing keyid and runtime version when present.
+    #[arg(long, default_value = ".")]
+    pub app_dir: PathBuf,
+    /// Use this JSON (the output of `npx expo config --json`) as the app config.
+    #[arg(long, value_name = "FILE")]
+    pub config_json: Option<PathBuf>,
+    /// The private key that signs.
+    #[arg(long, env = EnvVars::OTAGO_PRIVATE_KEY, value_name = "FILE")]
+    pub private_key_path: Option<PathBuf>,
+}
+
+/// `otago rollout`
+#[derive(Debug, Clone, ClapArgs)]
+#[command(group(clap::ArgGroup::new("change").required(true).args(["percentage", "revert"])))]
+pub struct RolloutArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Serve the group to this percentage of devices (0-100).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub percentage: Option<u8>,
+    /// Stop serving the group; devices get the previous one again.
+    #[arg(long)]
+    pub revert: bool,
+    /// The group to change (default: the newest, of --runtime-version if given).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Pick the newest group of this runtime version.
+    #[arg(long)]
+    pub runtime_version: Option<String>,
+}
+
+/// `otago codesigning ...`
+#[derive(Debug, Subcommand)]
+pub enum CodesigningCommand {
+    /// Generate a private key and a self-signed code signing certificate, like
+    /// `npx expo-updates codesigning:generate`.
+    Generate(CodesigningGenerateArgs),
+}
+
+/// `otago codesigning generate`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct CodesigningGenerateArgs {
+    /// Folder for private-key.pem and public-key.pem (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub key_output_directory: PathBuf,
+    /// Folder for certificate.pem (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub certificate_output_directory: PathBuf,
+    /// How many years the certificate is valid (fractions are rounded down).
+    #[arg(long, value_name = "YEARS")]
+    pub certificate_validity_duration_years: f64,
+    /// The certificate's common name, e.g. the app's name.
+    #[arg(long, value_name = "NAME")]
+    pub certificate_common_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn booleans_parse_leniently() {
+        assert_eq!(parse_bool("FALSE"), Ok(false));
+        assert_eq!(parse_bool("1"), Ok(true));
+        assert!(parse_bool("maybe").is_err());
+    }
+}

@@ -1,0 +1,916 @@
+//! A typed client of the Otago management API (`/api/v1`), plus the protocol requests an app
+//! makes (`GET` of the project's update URL), for checks and tests.
+//!
+//! Errors say what the server said (`error.message` and `error.hint` of its body). Requests
+//! that are safe to repeat are retried on transient failures (connection errors, timeouts,
+//! 5xx, 429) with exponential backoff; a publish is retried only when it never reached the
+//! server.
+
+use std::time::Duration;
+
+use otago_core::Platform;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, Result};
+
+/// How often a request that failed transiently is tried in all.
+pub const MAX_ATTEMPTS: u32 = 4;
+/// The wait before the first retry; it doubles for each further one.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// At most this many hashes per `assets/missing` request (the server's limit).
+pub const MISSING_BATCH: usize = 10_000;
+
+/// A project, as the server describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Short random id, e.g. `p_k3v9x0a1b2`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// App name.
+    pub app: String,
+    /// Environment name.
+    pub environment: String,
+    /// The URL the app's `updates.url` must hold.
+    pub update_url: String,
+    /// The base URL of asset URLs in manifests.
+    pub asset_base_url: String,
+    /// Whether every update must be signed.
+    #[serde(default)]
+    pub require_signing: bool,
+    /// The project's code signing certificate, if one is set.
+    #[serde(default)]
+    pub certificate_pem: Option<String>,
+    /// Largest asset the server takes, in bytes.
+    #[serde(default)]
+    pub max_asset_bytes: Option<u64>,
+    /// Creation time.
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Key id, e.g. `k_...`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Creation time.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Last use, if any.
+    #[serde(default)]
+    pub last_used_at: Option<String>,
+    /// Revocation time, if revoked.
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+}
+
+/// A freshly created API key, with its secret (shown once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    /// Key id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The secret (`otago_...`), to use as OTAGO_API_KEY.
+    pub secret: String,
+    /// Creation time.
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// One update of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupUpdate {
+    /// Platform.
+    pub platform: Platform,
+    /// Update id (the manifest's `id`).
+    pub id: String,
+    /// Publish time.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Bytes of the manifest and its assets.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Whether it carries a signature.
+    #[serde(default)]
+    pub signed: bool,
+    /// The exact manifest text (single-group requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// The exact directive text (single-group requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directive: Option<String>,
+    /// The `expo-signature` value (single-group requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// A published group: one update per platform, published together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Group id (a UUID).
+    pub id: String,
+    /// Runtime version of every update in it.
+    pub runtime_version: String,
+    /// Message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Publish time.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Rollout percentage.
+    #[serde(default = "full_rollout")]
+    pub rollout_percentage: u8,
+    /// Whether it was reverted.
+    #[serde(default)]
+    pub reverted: bool,
+    /// `update` or `rollback_to_embedded`.
+    #[serde(default = "update_kind")]
+    pub kind: String,
+    /// Its updates.
+    #[serde(default)]
+    pub updates: Vec<GroupUpdate>,
+}
+
+fn full_rollout() -> u8 {
+    100
+}
+
+fn update_kind() -> String {
+    "update".to_owned()
+}
+
+/// One entry of a group to publish: a manifest or a directive, and its signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewUpdate {
+    /// Platform.
+    pub platform: Platform,
+    /// The exact manifest text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// The exact directive text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directive: Option<String>,
+    /// The `expo-signature` header value, or `None` when unsigned.
+    pub signature: Option<String>,
+}
+
+/// A group to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewGroup {
+    /// Runtime version of every entry.
+    pub runtime_version: String,
+    /// Message.
+    pub message: Option<String>,
+    /// Rollout percentage.
+    pub rollout_percentage: u8,
+    /// The entries, at most one per platform.
+    pub updates: Vec<NewUpdate>,
+}
+
+/// The server's answer to an asset upload.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UploadedAsset {
+    /// Hash.
+    pub hash: String,
+    /// Whether the server stored it now (`false`: it had it already).
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// The raw answer of the protocol endpoint.
+#[derive(Debug, Clone)]
+pub struct ProtocolResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl ProtocolResponse {
+    /// A header's value as text.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What a protocol request asks for.
+#[derive(Debug, Clone)]
+pub struct ProtocolRequest<'a> {
+    /// `expo-platform`.
+    pub platform: Platform,
+    /// `expo-runtime-version`.
+    pub runtime_version: &'a str,
+    /// Key id for `expo-expect-signature`, when the app checks signatures.
+    pub expect_signature_keyid: Option<&'a str>,
+    /// `eas-client-id`.
+    pub client_id: Option<&'a str>,
+    /// `expo-current-update-id`: the update the device runs.
+    pub current_update_id: Option<&'a str>,
+    /// `expo-embedded-update-id`: the update inside the device's build.
+    pub embedded_update_id: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    hint: String,
+}
+
+#[derive(Deserialize)]
+struct ProjectList {
+    projects: Vec<Project>,
+}
+
+#[derive(Deserialize)]
+struct KeyList {
+    keys: Vec<ApiKey>,
+}
+
+#[derive(Deserialize)]
+struct GroupList {
+    groups: Vec<Group>,
+}
+
+#[derive(Deserialize)]
+struct Missing {
+    missing: Vec<String>,
+}
+
+/// Whether a request may be repeated when it failed transiently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Safe to repeat: retried on connection errors, timeouts, 5xx and 429.
+    Idempotent,
+    /// Repeated only when it never reached the server.
+    OnlyUnsent,
+}
+
+/// A client of one Otago server with one credential.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `base_url` (no trailing slash) sending `token` as bearer.
+    ///
+    /// # Errors
+    /// [`CliError::Invalid`] when the HTTP client cannot be built (no TLS roots, say).
+    pub fn new(base_url: &str, token: Option<&str>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("otago-cli/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|err| CliError::Invalid {
+                reason: format!("cannot set up the HTTP client: {err}"),
+            })?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token: token.map(str::to_owned),
+        })
+    }
+
+    /// The server's base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET /healthz`: whether the server answers.
+    ///
+    /// # Errors
+    /// [`CliError::Unreachable`] or the server's error.
+    pub async fn health(&self) -> Result<()> {
+        let _: serde_json::Value = self
+            .json(Method::GET, "/healthz", None::<&()>, Retry::Idempotent)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/projects` (admin).
+    ///
+    /// # Errors
+    /// The server's error, e.g. 409 when the app and environment exist.
+    pub async fn create_project(&self, app: &str, environment: &str) -> Result<Project> {
+        let body = serde_json::json!({ "app": app, "environment": environment });
+        self.json(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&body),
+            Retry::OnlyUnsent,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects`.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn list_projects(&self) -> Result<Vec<Project>> {
+        let list: ProjectList = self
+            .json(
+                Method::GET,
+                "/api/v1/projects",
+                None::<&()>,
+                Retry::Idempotent,
+            )
+            .await?;
+        Ok(list.projects)
+    }
+
+    /// `GET /api/v1/projects/{ref}`.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 404 for an unknown ref or 401 for a revoked key.
+    pub async fn project(&self, reference: &str) -> Result<Project> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/projects/{reference}"),
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/projects/{ref}/keys`.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn create_key(&self, reference: &str, name: &str) -> Result<CreatedKey> {
+        let body = serde_json::json!({ "name": name });
+        self.json(
+            Method::POST,
+            &format!("/api/v1/projects/{reference}/keys"),
+            Some(&body),
+            Retry::OnlyUnsent,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects/{ref}/keys`.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn list_keys(&self, reference: &str) -> Result<Vec<ApiKey>> {
+        let list: KeyList = self
+            .json(
+                Method::GET,
+                &format!("/api/v1/projects/{reference}/keys"),
+                None::<&()>,
+                Retry::Idempotent,
+            )
+            .await?;
+        Ok(list.keys)
+    }
+
+    /// `DELETE /api/v1/projects/{ref}/keys/{id}`.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 404 for an unknown key.
+    pub async fn revoke_key(&self, reference: &str, key_id: &str) -> Result<()> {
+        self.empty(
+            Method::DELETE,
+            &format!("/api/v1/projects/{reference}/keys/{key_id}"),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/projects/{ref}/assets/missing`, in batches: the hashes the server lacks,
+    /// in the order given.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn missing_assets(&self, reference: &str, hashes: &[String]) -> Result<Vec<String>> {
+        let mut missing = Vec::new();
+        for batch in hashes.chunks(MISSING_BATCH) {
+            let body = serde_json::json!({ "hashes": batch });
+            let answer: Missing = self
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/projects/{reference}/assets/missing"),
+                    Some(&body),
+                    Retry::Idempotent,
+                )
+                .await?;
+            missing.extend(answer.missing);
+        }
+        Ok(missing)
+    }
+
+    /// `PUT /api/v1/projects/{ref}/assets/{hash}` with the bytes.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 422 `hash_mismatch` or 413 for an asset over the limit.
+    pub async fn upload_asset(
+        &self,
+        reference: &str,
+        hash: &str,
+        content_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<UploadedAsset> {
+        let path = format!("/api/v1/projects/{reference}/assets/{hash}");
+        let content_type = HeaderValue::from_str(content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+        let response = self
+            .send(&Method::PUT, &path, Retry::Idempotent, |request| {
+                request
+                    .header(reqwest::header::CONTENT_TYPE, content_type.clone())
+                    .body(bytes.clone())
+            })
+            .await?;
+        decode(&Method::PUT, &path, response).await
+    }
+
+    /// `POST /api/v1/projects/{ref}/groups`: publishes a group atomically.
+    ///
+    /// # Errors
+    /// The server's error naming the entry and problem; nothing is stored then.
+    pub async fn publish_group(&self, reference: &str, group: &NewGroup) -> Result<Group> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/projects/{reference}/groups"),
+            Some(group),
+            Retry::OnlyUnsent,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects/{ref}/groups`, newest first.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn list_groups(
+        &self,
+        reference: &str,
+        runtime_version: Option<&str>,
+        platform: Option<Platform>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Group>> {
+        let mut query = Vec::new();
+        if let Some(rv) = runtime_version {
+            query.push(format!("runtime_version={}", percent_encode(rv)));
+        }
+        if let Some(platform) = platform {
+            query.push(format!("platform={platform}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let mut path = format!("/api/v1/projects/{reference}/groups");
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let list: GroupList = self
+            .json(Method::GET, &path, None::<&()>, Retry::Idempotent)
+            .await?;
+        Ok(list.groups)
+    }
+
+    /// `GET /api/v1/projects/{ref}/groups/{group}`, with manifests and signatures.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 404.
+    pub async fn group(&self, reference: &str, group: &str) -> Result<Group> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/projects/{reference}/groups/{group}"),
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `PATCH /api/v1/projects/{ref}/groups/{group}` with a rollout percentage.
+    ///
+    /// # Errors
+    /// The server's error, e.g. when the group is not the newest of its runtime version.
+    pub async fn set_rollout(&self, reference: &str, group: &str, percentage: u8) -> Result<Group> {
+        let body = serde_json::json!({ "rollout_percentage": percentage });
+        self.json(
+            Method::PATCH,
+            &format!("/api/v1/projects/{reference}/groups/{group}"),
+            Some(&body),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/projects/{ref}/groups/{group}/revert`.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn revert_group(&self, reference: &str, group: &str) -> Result<Group> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/projects/{reference}/groups/{group}/revert"),
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// Asks a protocol endpoint (a project's update URL) for an update as an app would.
+    ///
+    /// # Errors
+    /// [`CliError::Unreachable`] when the URL cannot be reached; any HTTP status is returned.
+    pub async fn fetch_manifest(
+        &self,
+        update_url: &str,
+        request: &ProtocolRequest<'_>,
+    ) -> Result<ProtocolResponse> {
+        let mut builder = self
+            .http
+            .get(update_url)
+            .header(
+                "accept",
+                "multipart/mixed,application/expo+json,application/json",
+            )
+            .header("expo-platform", request.platform.as_str())
+            .header("expo-runtime-version", request.runtime_version)
+            .header("expo-protocol-version", "1");
+        if let Some(keyid) = request.expect_signature_keyid {
+            builder = builder.header(
+                "expo-expect-signature",
+                format!(
+                    "sig, keyid=\"{keyid}\", alg=\"{}\"",
+                    otago_core::SIGNATURE_ALGORITHM
+                ),
+            );
+        }
+        for (name, value) in [
+            ("eas-client-id", request.client_id),
+            ("expo-current-update-id", request.current_update_id),
+            ("expo-embedded-update-id", request.embedded_update_id),
+        ] {
+            if let Some(value) = value {
+                builder = builder.header(name, value);
+            }
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|err| unreachable(update_url, &err))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| unreachable(update_url, &err))?
+            .to_vec();
+        Ok(ProtocolResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|err| CliError::Invalid {
+                reason: format!("cannot encode the request: {err}"),
+            })?;
+        let response = self
+            .send(&method, path, retry, |request| match &body {
+                Some(body) => request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()),
+                None => request,
+            })
+            .await?;
+        decode(&method, path, response).await
+    }
+
+    async fn empty(&self, method: Method, path: &str) -> Result<()> {
+        self.send(&method, path, Retry::Idempotent, |request| request)
+            .await
+            .map(drop)
+    }
+
+    /// Sends a request built by `build`, retrying as `retry` allows; returns a successful
+    /// response or the server's error.
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        retry: Retry,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base_url);
+        let mut attempt = 1;
+        loop {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            let outcome = build(request).send().await;
+            let wait = backoff(attempt);
+            match outcome {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let transient =
+                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                    if transient && retry == Retry::Idempotent && attempt < MAX_ATTEMPTS {
+                        let wait = retry_after(response.headers()).unwrap_or(wait);
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(api_error(method, path, response).await);
+                }
+                Err(err) => {
+                    let unsent = err.is_connect();
+                    let transient = unsent || err.is_timeout() || err.is_request();
+                    let may_retry = match retry {
+                        Retry::Idempotent => transient,
+                        Retry::OnlyUnsent => unsent,
+                    };
+                    if may_retry && attempt < MAX_ATTEMPTS {
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(unreachable(&self.base_url, &err));
+                }
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF * 2u32.saturating_pow(attempt.saturating_sub(1))
+}
+
+/// A `Retry-After` of a few seconds, honoured; longer ones are not waited for.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (seconds <= 10).then(|| Duration::from_secs(seconds))
+}
+
+async fn decode<T: DeserializeOwned>(
+    method: &Method,
+    path: &str,
+    response: reqwest::Response,
+) -> Result<T> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|err| CliError::BadResponse {
+            what: format!("{method} {path}"),
+            reason: format!("the body could not be read: {err}"),
+        })?;
+    serde_json::from_slice(&bytes).map_err(|err| CliError::BadResponse {
+        what: format!("{method} {path}"),
+        reason: format!("the body is not what the API contract describes: {err}"),
+    })
+}
+
+async fn api_error(method: &Method, path: &str, response: reqwest::Response) -> CliError {
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let (code, message, hint) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(ErrorBody { error }) => (error.code, error.message, error.hint),
+        Err(_) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim();
+            let message = if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            } else {
+                text.chars().take(300).collect()
+            };
+            (String::new(), message, String::new())
+        }
+    };
+    let code = if code.is_empty() {
+        default_code(status).to_owned()
+    } else {
+        code
+    };
+    let hint = if hint.is_empty() {
+        default_hint(status).to_owned()
+    } else {
+        hint
+    };
+    CliError::Api {
+        method: method.to_string(),
+        path: path.to_owned(),
+        status: status.as_u16(),
+        code,
+        message,
+        hint,
+    }
+}
+
+fn default_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        500.. => "server_error",
+        _ => "rejected",
+    }
+}
+
+fn default_hint(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => {
+            "check OTAGO_API_KEY (or OTAGO_ADMIN_TOKEN): it may be mistyped or revoked; create a new key with `otago keys create`"
+        }
+        403 => "this credential has no access here: use the project's own key or the admin token",
+        404 => "check the ref or id with `otago projects list` or `otago updates list`",
+        500.. => "the server failed; its log has the details, try again later",
+        _ => "",
+    }
+}
+
+/// The innermost cause of a reqwest error, e.g. "Connection refused (os error 111)".
+fn unreachable(url: &str, err: &reqwest::Error) -> CliError {
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        reason = inner.to_string();
+        source = inner.source();
+    }
+    if err.is_timeout() {
+        reason = format!("timed out ({reason})");
+    }
+    CliError::Unreachable {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One part of a `multipart/mixed` protocol answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The `name` of its `content-disposition`, e.g. `manifest`.
+    pub name: String,
+    /// Its headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Its body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Part {
+    /// A part header's value.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits a `multipart/mixed` body (CRLF framing, as the protocol sends it) into parts.
+///
+/// # Errors
+/// [`CliError::BadResponse`] when the content type has no boundary or the framing is broken.
+pub fn split_multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>> {
+    let bad = |reason: &str| CliError::BadResponse {
+        what: "the manifest request".to_owned(),
+        reason: reason.to_owned(),
+    };
+    let boundary = content_type
+        .split(';')
+        .filter_map(|param| param.trim().strip_prefix("boundary="))
+        .next()
+        .map(|b| b.trim_matches('"'))
+        .ok_or_else(|| bad("multipart answer without a boundary"))?;
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let delimiter = format!("--{boundary}");
+    let text = body;
+    let mut parts = Vec::new();
+    let positions: Vec<usize> = find_all(text, delimiter.as_bytes());
+    if positions.is_empty() {
+        return Err(bad("multipart answer without a delimiter"));
+    }
+    for window in positions.windows(2) {
+        let start = window[0] + delimiter.len();
+        let end = window[1];
+        let chunk = &text[start..end];
+        let chunk = chunk.strip_prefix(b"\r\n").unwrap_or(chunk);
+        let chunk = chunk.strip_suffix(b"\r\n").unwrap_or(chunk);
+        let split = find_all(chunk, b"\r\n\r\n")
+            .first()
+            .copied()
+            .ok_or_else(|| bad("multipart part without a blank line after its headers"))?;
+        let header_text = String::from_utf8_lossy(&chunk[..split]);
+        let headers: Vec<(String, String)> = header_text
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let name = headers
+            .iter()
+            .find(|(n, _)| n == "content-disposition")
+            .and_then(|(_, v)| {
+                v.split(';')
+                    .filter_map(|p| p.trim().strip_prefix("name="))
+                    .next()
+                    .map(|n| n.trim_matches('"').to_owned())
+            })
+            .unwrap_or_default();
+        parts.push(Part {
+            name,
+            headers,
+            body: chunk[split + 4..].to_vec(),
+        });
+    }
+    Ok(parts)
+}
+
+fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return Vec::new();
+    }
+    (0..=haystack.len() - needle.len())
+        .filter(|&i| &haystack[i..i + needle.len()] == needle)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles() {
+        assert_eq!(backoff(1), FIRST_BACKOFF);
+        assert_eq!(backoff(3), FIRST_BACKOFF * 4);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(percent_encode("1.0.0(45)"), "1.0.0%2845%29");
+    }
+
+    #[test]
+    fn multipart_bodies_split_into_named_parts() {
+        let body = b"--B\r\ncontent-disposition: inline; name=\"manifest\"\r\ncontent-type: application/json\r\nexpo-signature: sig=\"x\"\r\n\r\n{\"id\":1}\r\n--B\r\ncontent-disposition: inline; name=\"extensions\"\r\n\r\n{}\r\n--B--\r\n";
+        let parts = split_multipart("multipart/mixed; boundary=B", body).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].name, "manifest");
+        assert_eq!(parts[0].body, b"{\"id\":1}");
+        assert_eq!(parts[0].header("Expo-Signature"), Some("sig=\"x\""));
+        assert_eq!(parts[1].name, "extensions");
+        assert!(
+            split_multipart("multipart/mixed; boundary=B", b"")
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

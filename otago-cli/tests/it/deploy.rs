@@ -1,0 +1,399 @@
+//! `otago deploy`, `updates list`, `rollback` and `rollout` against a real server, checked
+//! through the protocol endpoint as a device sees it.
+
+use otago_core::{ExportMetadata, Manifest, Platform, asset_hash, asset_key};
+use serde_json::Value;
+
+use crate::harness::{
+    FIXTURE, Project, assert_keys, assert_signed_by_fixture, download, fetch_update, fixture, parts,
+};
+
+/// The manifest a device on `platform` gets now, checked for its signature.
+fn served_manifest(project: &Project, platform: Platform) -> (Manifest, Vec<u8>) {
+    let response = fetch_update(&project.update_url, platform, "1.2.3");
+    let parts = parts(&response);
+    let manifest = parts
+        .iter()
+        .find(|part| part.name == "manifest")
+        .unwrap_or_else(|| panic!("no manifest part in {parts:?}"));
+    assert_signed_by_fixture(manifest);
+    (
+        Manifest::parse(&manifest.body).expect("manifest"),
+        manifest.body.clone(),
+    )
+}
+
+fn update_id(report: &Value, platform: &str) -> String {
+    report["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .find(|u| u["platform"] == platform)
+        .and_then(|u| u["id"].as_str())
+        .unwrap_or_else(|| panic!("no {platform} update in {report:#}"))
+        .to_owned()
+}
+
+#[test]
+fn deploy_then_roll_back_and_out_end_to_end() {
+    let project = Project::create("fixture");
+
+    // v1: every file travels, signed with the fixture key under keyid "main".
+    let v1 = project.deploy("dist-v1", "v1").ok().json();
+    assert_keys(
+        &v1,
+        &[
+            "project",
+            "group",
+            "groups",
+            "updates",
+            "message",
+            "rollout_percentage",
+            "keyid",
+            "assets",
+            "env_files",
+        ],
+    );
+    assert_eq!(v1["project"], project.reference.as_str());
+    assert_eq!(v1["keyid"], "main");
+    assert_eq!(v1["rollout_percentage"], 100);
+    assert_eq!(v1["updates"].as_array().unwrap().len(), 2);
+    for update in v1["updates"].as_array().unwrap() {
+        assert_keys(
+            update,
+            &["platform", "id", "runtime_version", "group", "signed"],
+        );
+        assert_eq!(update["runtime_version"], "1.2.3");
+        assert_eq!(update["group"], v1["group"]);
+    }
+    let assets = &v1["assets"];
+    assert_keys(
+        assets,
+        &[
+            "total",
+            "uploaded",
+            "uploaded_bytes",
+            "uploaded_bundles",
+            "reused",
+            "reused_bytes",
+        ],
+    );
+    assert_eq!(
+        assets["total"], 5,
+        "2 bundles + 3 assets shared by both platforms"
+    );
+    assert_eq!(assets["uploaded"], 5);
+    assert_eq!(assets["uploaded_bundles"], 2);
+    assert_eq!(assets["reused"], 0);
+    assert_eq!(
+        v1["env_files"],
+        serde_json::json!([
+            ".env.production.local",
+            ".env.local",
+            ".env.production",
+            ".env"
+        ])
+    );
+
+    // A device gets v1: signed (openssl agrees), every asset downloads with its hash and key.
+    let metadata =
+        ExportMetadata::parse(&std::fs::read(fixture("dist-v1/metadata.json")).unwrap()).unwrap();
+    for platform in Platform::ALL {
+        let (manifest, _) = served_manifest(&project, platform);
+        assert_eq!(manifest.id.to_string(), update_id(&v1, platform.as_str()));
+        assert_eq!(manifest.runtime_version, "1.2.3");
+        let client = &manifest.extra["expoClient"];
+        assert_eq!(client["name"], "Fixture App");
+        assert!(
+            client["updates"].get("codeSigningCertificate").is_none(),
+            "expoClient is the public config"
+        );
+        assert!(client["updates"].get("codeSigningMetadata").is_none());
+        assert_eq!(manifest.assets.len(), 3);
+        for asset in manifest.all_assets() {
+            let bytes = download(&asset.url);
+            assert_eq!(asset_hash(&bytes), asset.hash, "{}", asset.url);
+            assert_eq!(asset_key(&bytes), asset.key, "{}", asset.url);
+        }
+        let bundle = std::fs::read(
+            fixture("dist-v1").join(metadata.platform(platform).unwrap().bundle.as_str()),
+        )
+        .unwrap();
+        assert_eq!(manifest.launch_asset.hash, asset_hash(&bundle));
+    }
+
+    // v2: only the two bundles travel; the three assets are reused.
+    let v2 = project.deploy("dist-v2", "v2").ok().json();
+    assert_eq!(v2["assets"]["uploaded"], 2, "{v2:#}");
+    assert_eq!(v2["assets"]["uploaded_bundles"], 2);
+    assert_eq!(v2["assets"]["reused"], 3);
+    let (served, _) = served_manifest(&project, Platform::Ios);
+    assert_eq!(served.id.to_string(), update_id(&v2, "ios"));
+
+    // Rollout of v2 to half the devices, then back to all.
+    let half = project
+        .run(
+            &[
+                "--json",
+                "rollout",
+                "--project",
+                &project.reference,
+                "--percentage",
+                "50",
+            ],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    assert_keys(&half, &["project", "action", "group"]);
+    assert_eq!(half["action"], "percentage");
+    assert_eq!(half["group"]["id"], v2["group"]);
+    assert_eq!(half["group"]["rollout_percentage"], 50);
+    project
+        .run(
+            &[
+                "--json",
+                "rollout",
+                "--project",
+                &project.reference,
+                "--percentage",
+                "100",
+            ],
+            &project.key_env(),
+        )
+        .ok();
+
+    // Roll back to v1's group: republished with new ids and signed anew.
+    let v1_group = v1["group"].as_str().unwrap();
+    let back = project
+        .run(
+            &[
+                "--json",
+                "rollback",
+                "--project",
+                &project.reference,
+                "--to",
+                v1_group,
+                "--app-dir",
+                FIXTURE,
+            ],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    assert_keys(
+        &back,
+        &[
+            "project",
+            "kind",
+            "group",
+            "groups",
+            "from_group",
+            "updates",
+            "message",
+        ],
+    );
+    assert_eq!(back["kind"], "republish");
+    assert_eq!(back["from_group"], v1_group);
+    for platform in Platform::ALL {
+        let (manifest, _) = served_manifest(&project, platform);
+        let id = update_id(&back, platform.as_str());
+        assert_eq!(manifest.id.to_string(), id);
+        assert_ne!(id, update_id(&v1, platform.as_str()));
+        let bundle = std::fs::read(
+            fixture("dist-v1").join(metadata.platform(platform).unwrap().bundle.as_str()),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.launch_asset.hash,
+            asset_hash(&bundle),
+            "serves v1's bundle again"
+        );
+    }
+
+    // Roll back to the embedded update: a signed rollBackToEmbedded directive.
+    let embedded = project
+        .run(
+            &[
+                "--json",
+                "rollback",
+                "--project",
+                &project.reference,
+                "--to-embedded",
+                "--app-dir",
+                FIXTURE,
+            ],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    assert_eq!(embedded["kind"], "rollback_to_embedded");
+    assert_eq!(embedded["from_group"], Value::Null);
+    for platform in Platform::ALL {
+        let response = fetch_update(&project.update_url, platform, "1.2.3");
+        let parts = parts(&response);
+        let directive = parts
+            .iter()
+            .find(|p| p.name == "directive")
+            .expect("directive part");
+        assert_signed_by_fixture(directive);
+        let body: Value = serde_json::from_slice(&directive.body).unwrap();
+        assert_eq!(body["type"], "rollBackToEmbedded");
+        assert!(body["parameters"]["commitTime"].is_string());
+    }
+
+    // Revert the rollback: devices get the republished v1 again.
+    let reverted = project
+        .run(
+            &[
+                "--json",
+                "rollout",
+                "--project",
+                &project.reference,
+                "--revert",
+            ],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    assert_eq!(reverted["action"], "revert");
+    assert_eq!(reverted["group"]["id"], embedded["group"]);
+    assert_eq!(reverted["group"]["reverted"], true);
+    let (served, _) = served_manifest(&project, Platform::Android);
+    assert_eq!(served.id.to_string(), update_id(&back, "android"));
+
+    // The history, newest first.
+    let list = project
+        .run(
+            &["--json", "updates", "list", "--project", &project.reference],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    assert_keys(&list, &["project", "groups"]);
+    let groups = list["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 4);
+    for group in groups {
+        assert_keys(
+            group,
+            &[
+                "id",
+                "runtime_version",
+                "message",
+                "created_at",
+                "rollout_percentage",
+                "reverted",
+                "kind",
+                "updates",
+            ],
+        );
+    }
+    assert_eq!(groups[0]["id"], embedded["group"]);
+    assert_eq!(groups[0]["kind"], "rollback_to_embedded");
+    assert_eq!(groups[3]["id"], v1["group"]);
+    assert_eq!(groups[3]["message"], "v1");
+
+    // Human output names the group, the ids and the transfer.
+    let text = project
+        .run(
+            &[
+                "deploy",
+                "--project",
+                &project.reference,
+                "--input-dir",
+                &crate::harness::fixture_str("dist-v2"),
+                "--app-dir",
+                FIXTURE,
+            ],
+            &project.key_env(),
+        )
+        .ok();
+    assert!(
+        text.stdout.contains("Published update group"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("iOS update"), "{}", text.stdout);
+    assert!(text.stdout.contains("reused"), "{}", text.stdout);
+    assert!(
+        text.stderr.contains("env: load .env.production.local"),
+        "{}",
+        text.stderr
+    );
+}
+
+#[test]
+fn deploy_single_platform_with_runtime_version_override() {
+    let project = Project::create("single");
+    let report = project
+        .run(
+            &[
+                "--json",
+                "deploy",
+                "--project",
+                &project.reference,
+                "--platform",
+                "android",
+                "--input-dir",
+                &crate::harness::fixture_str("dist-v1"),
+                "--app-dir",
+                FIXTURE,
+                "--runtime-version",
+                "9.9.9",
+                "--rollout-percentage",
+                "25",
+            ],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    let updates = report["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0]["platform"], "android");
+    assert_eq!(updates[0]["runtime_version"], "9.9.9");
+    assert_eq!(report["rollout_percentage"], 25);
+    assert_eq!(
+        report["assets"]["uploaded"], 4,
+        "one bundle and three assets"
+    );
+}
+
+#[test]
+fn rollback_to_embedded_without_an_app_config_follows_the_project() {
+    let project = Project::create("noconfig");
+    project.deploy("dist-v1", "v1").ok();
+    let empty = tempfile::tempdir().unwrap();
+    let report = project
+        .run(
+            &[
+                "--json",
+                "rollback",
+                "--project",
+                &project.reference,
+                "--to-embedded",
+                "--platform",
+                "ios",
+                "--app-dir",
+                &empty.path().to_string_lossy(),
+            ],
+            &project.key_env(),
+        )
+        .ok()
+        .json();
+    assert_eq!(report["updates"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        report["updates"][0]["runtime_version"], "1.2.3",
+        "the newest group's runtime version"
+    );
+    assert_eq!(report["message"], "Roll back to embedded");
+    let response = fetch_update(&project.update_url, Platform::Ios, "1.2.3");
+    let parts = parts(&response);
+    let directive = parts
+        .iter()
+        .find(|p| p.name == "directive")
+        .expect("directive part");
+    assert_signed_by_fixture(directive);
+    // Android still gets v1.
+    let (manifest, _) = served_manifest(&project, Platform::Android);
+    assert_eq!(manifest.launch_asset.content_type, "application/javascript");
+}

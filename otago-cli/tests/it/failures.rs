@@ -1,0 +1,226 @@
+//! Deploys that must fail with a clear message and publish nothing.
+
+use otago_cli::OtagoExitCode;
+
+use crate::harness::{FIXTURE, Project, copy_dir, fixture, fixture_str, otago};
+
+#[test]
+fn deploying_to_an_unreachable_server_says_so() {
+    // Port 9 (discard) on loopback: nothing listens there in a test sandbox.
+    let run = otago(
+        &[
+            "deploy",
+            "--project",
+            "p_abcdefghij",
+            "--input-dir",
+            &fixture_str("dist-v1"),
+            "--app-dir",
+            FIXTURE,
+        ],
+        &[
+            ("OTAGO_SERVER_URL", "http://127.0.0.1:9"),
+            ("OTAGO_API_KEY", "otago_nothing"),
+        ],
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::UNREACHABLE), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("cannot reach the Otago server at http://127.0.0.1:9"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("OTAGO_SERVER_URL"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn deploying_with_a_revoked_key_is_refused_and_publishes_nothing() {
+    let project = Project::create("revoked");
+    let revoked = project
+        .run(
+            &[
+                "--json",
+                "keys",
+                "revoke",
+                "--project",
+                &project.reference,
+                &project.key_id,
+            ],
+            &project.admin_env(),
+        )
+        .ok()
+        .json();
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(revoked["id"], project.key_id.as_str());
+
+    let run = project.deploy("dist-v1", "must not land");
+    assert_eq!(run.code, i32::from(OtagoExitCode::AUTH), "{run:?}");
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("OTAGO_API_KEY") || run.stderr.contains("key"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(project.group_count(), 0);
+
+    let keys = project
+        .run(
+            &["--json", "keys", "list", "--project", &project.reference],
+            &project.admin_env(),
+        )
+        .ok()
+        .json();
+    assert!(keys["keys"][0]["revoked_at"].is_string(), "{keys:#}");
+}
+
+#[test]
+fn deploying_an_export_changed_after_the_fact_is_refused_and_publishes_nothing() {
+    let project = Project::create("tampered");
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    copy_dir(&fixture("dist-v1"), &dist);
+    let asset = dist.join("assets/b8705599ac8b36d2971a5bed3e7aa7db");
+    let mut bytes = std::fs::read(&asset).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&asset, bytes).unwrap();
+
+    let input = dist.to_string_lossy().into_owned();
+    let run = project.run(
+        &[
+            "deploy",
+            "--project",
+            &project.reference,
+            "--input-dir",
+            &input,
+            "--app-dir",
+            FIXTURE,
+        ],
+        &project.key_env(),
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("assets/b8705599ac8b36d2971a5bed3e7aa7db"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("does not match metadata.json"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(project.group_count(), 0);
+
+    // A file listed in metadata.json but missing.
+    std::fs::remove_file(&asset).unwrap();
+    let run = project.run(
+        &[
+            "deploy",
+            "--project",
+            &project.reference,
+            "--input-dir",
+            &input,
+            "--app-dir",
+            FIXTURE,
+        ],
+        &project.key_env(),
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(run.stderr.contains("missing"), "{}", run.stderr);
+    assert_eq!(project.group_count(), 0);
+}
+
+#[test]
+fn deploying_with_a_key_that_does_not_match_the_app_certificate_is_refused() {
+    let project = Project::create("wrongkey");
+    let keys = tempfile::tempdir().unwrap();
+    let key_dir = keys.path().join("keys");
+    let cert_dir = keys.path().join("certs");
+    otago(
+        &[
+            "codesigning",
+            "generate",
+            "--key-output-directory",
+            &key_dir.to_string_lossy(),
+            "--certificate-output-directory",
+            &cert_dir.to_string_lossy(),
+            "--certificate-validity-duration-years",
+            "1",
+            "--certificate-common-name",
+            "Other",
+        ],
+        &[],
+    )
+    .ok();
+    let mut env = project.key_env();
+    env.retain(|(name, _)| *name != "OTAGO_PRIVATE_KEY");
+    let other_key = key_dir
+        .join("private-key.pem")
+        .to_string_lossy()
+        .into_owned();
+    env.push(("OTAGO_PRIVATE_KEY", other_key));
+    let run = project.run(
+        &[
+            "deploy",
+            "--project",
+            &project.reference,
+            "--input-dir",
+            &fixture_str("dist-v1"),
+            "--app-dir",
+            FIXTURE,
+        ],
+        &env,
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("not the private key of the app's certificate"),
+        "{}",
+        run.stderr
+    );
+
+    // Without any key, the app's certificate makes unsigned updates useless: refused too.
+    env.retain(|(name, _)| *name != "OTAGO_PRIVATE_KEY");
+    let run = project.run(
+        &[
+            "deploy",
+            "--project",
+            &project.reference,
+            "--input-dir",
+            &fixture_str("dist-v1"),
+            "--app-dir",
+            FIXTURE,
+        ],
+        &env,
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(
+        run.stderr.contains("refuses unsigned updates"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(project.group_count(), 0);
+}
+
+#[test]
+fn bad_command_lines_exit_with_the_usage_code() {
+    let run = otago(&["deploy"], &[]);
+    assert_eq!(run.code, i32::from(OtagoExitCode::USAGE), "{run:?}");
+    let run = otago(
+        &[
+            "rollout",
+            "--project",
+            "p_abcdefghij",
+            "--percentage",
+            "101",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::USAGE), "{run:?}");
+    let run = otago(
+        &["keys", "list", "--project", "p_abc"],
+        &[("OTAGO_SERVER_URL", "ftp://x")],
+    );
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(run.stderr.contains("OTAGO_SERVER_URL"), "{}", run.stderr);
+}

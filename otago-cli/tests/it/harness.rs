@@ -1,0 +1,388 @@
+//! A real otago-server on a loopback port, the real `otago` binary, and checks with openssl.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use otago_cli::client::{Client, Part, ProtocolRequest, ProtocolResponse, split_multipart};
+use otago_core::{Platform, SignatureHeader};
+use serde_json::Value;
+
+/// The Expo SDK 56 fixture (read in place, never copied into the project).
+pub(crate) const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/expo-sdk56"
+);
+
+/// The id of the update built into the imaginary device's binary.
+pub(crate) const EMBEDDED_UPDATE_ID: &str = "6d1d4f7e-2b4a-4c1e-8f00-000000000001";
+
+/// The admin token every test server is started with.
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub(crate) fn fixture(relative: &str) -> PathBuf {
+    Path::new(FIXTURE).join(relative)
+}
+
+pub(crate) fn fixture_str(relative: &str) -> String {
+    fixture(relative).to_string_lossy().into_owned()
+}
+
+/// A server running on its own thread and runtime, stopped on drop.
+pub(crate) struct TestServer {
+    pub(crate) url: String,
+    _data: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub(crate) fn start() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let data_dir = data.path().to_owned();
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let url = format!("http://{}", listener.local_addr().expect("addr"));
+                let config = otago_server::ServerConfig::new(&data_dir, &url)
+                    .expect("config")
+                    .with_admin_token(Some(ADMIN_TOKEN.to_owned()));
+                let opened = otago_server::AppState::open(config).await.expect("open");
+                url_tx.send(url).expect("send url");
+                otago_server::serve(listener, opened.state, async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        let url = url_rx.recv().expect("server started");
+        Self {
+            url,
+            _data: data,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The result of one run of `otago`.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub(crate) fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "otago failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!(
+                "stdout is not JSON ({err}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Variables that must not leak from the test environment into `otago`.
+const CLEARED: [&str; 11] = [
+    "OTAGO_SERVER_URL",
+    "OTAGO_API_KEY",
+    "OTAGO_ADMIN_TOKEN",
+    "OTAGO_PRIVATE_KEY",
+    "OTAGO_LOAD_ENVS",
+    "OTAGO_PROJECT",
+    "NODE_ENV",
+    "EAS_PROFILE",
+    "EXPO_NO_DOTENV",
+    "EXPO_PUBLIC_API_URL",
+    "CI",
+];
+
+/// Runs the `otago` binary with only the given OTAGO_* variables.
+pub(crate) fn otago(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_otago"));
+    command.args(args).env("NO_COLOR", "1");
+    for name in CLEARED {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run otago");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A server with one project and one key.
+pub(crate) struct Project {
+    pub(crate) server: TestServer,
+    pub(crate) reference: String,
+    pub(crate) update_url: String,
+    pub(crate) key: String,
+    pub(crate) key_id: String,
+}
+
+impl Project {
+    pub(crate) fn create(app: &str) -> Self {
+        let server = TestServer::start();
+        let admin = [
+            ("OTAGO_SERVER_URL", server.url.as_str()),
+            ("OTAGO_ADMIN_TOKEN", ADMIN_TOKEN),
+        ];
+        let created = otago(
+            &[
+                "--json",
+                "projects",
+                "create",
+                "--app",
+                app,
+                "--env",
+                "production",
+            ],
+            &admin,
+        )
+        .ok()
+        .json();
+        let reference = created["ref"].as_str().expect("ref").to_owned();
+        let update_url = created["update_url"]
+            .as_str()
+            .expect("update_url")
+            .to_owned();
+        let key = otago(
+            &[
+                "--json",
+                "keys",
+                "create",
+                "--project",
+                &reference,
+                "--name",
+                "ci",
+            ],
+            &admin,
+        )
+        .ok()
+        .json();
+        Self {
+            reference,
+            update_url,
+            key: key["key"].as_str().expect("key").to_owned(),
+            key_id: key["id"].as_str().expect("id").to_owned(),
+            server,
+        }
+    }
+
+    /// Env with the project's key and the fixture's private key.
+    pub(crate) fn key_env(&self) -> Vec<(&str, String)> {
+        vec![
+            ("OTAGO_SERVER_URL", self.server.url.clone()),
+            ("OTAGO_API_KEY", self.key.clone()),
+            ("OTAGO_PRIVATE_KEY", fixture_str("keys/private-key.pem")),
+        ]
+    }
+
+    pub(crate) fn admin_env(&self) -> Vec<(&str, String)> {
+        vec![
+            ("OTAGO_SERVER_URL", self.server.url.clone()),
+            ("OTAGO_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ]
+    }
+
+    /// Runs otago with `env`.
+    pub(crate) fn run(&self, args: &[&str], env: &[(&str, String)]) -> Run {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        otago(args, &env)
+    }
+
+    /// `otago --json deploy` of a fixture export, signed with the fixture key.
+    pub(crate) fn deploy(&self, dist: &str, message: &str) -> Run {
+        let input = fixture_str(dist);
+        self.run(
+            &[
+                "--json",
+                "deploy",
+                "--project",
+                &self.reference,
+                "--input-dir",
+                &input,
+                "--app-dir",
+                FIXTURE,
+                "--message",
+                message,
+            ],
+            &self.key_env(),
+        )
+    }
+
+    /// How many groups the project has.
+    pub(crate) fn group_count(&self) -> usize {
+        let list = self
+            .run(
+                &["--json", "updates", "list", "--project", &self.reference],
+                &self.admin_env(),
+            )
+            .ok()
+            .json();
+        list["groups"].as_array().expect("groups").len()
+    }
+}
+
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// Asks the protocol endpoint as an app configured with the fixture's signing metadata would.
+pub(crate) fn fetch_update(
+    update_url: &str,
+    platform: Platform,
+    runtime_version: &str,
+) -> ProtocolResponse {
+    block_on(async {
+        Client::new("http://unused", None)
+            .expect("client")
+            .fetch_manifest(
+                update_url,
+                &ProtocolRequest {
+                    platform,
+                    runtime_version,
+                    expect_signature_keyid: Some("main"),
+                    client_id: Some("0b5f2a52-0d2c-4a8e-9a51-8a7a3c1e2f10"),
+                    current_update_id: None,
+                    embedded_update_id: Some(EMBEDDED_UPDATE_ID),
+                },
+            )
+            .await
+            .expect("fetch")
+    })
+}
+
+/// The multipart parts of a 200 answer.
+#[track_caller]
+pub(crate) fn parts(response: &ProtocolResponse) -> Vec<Part> {
+    assert_eq!(
+        response.status,
+        200,
+        "body: {}",
+        String::from_utf8_lossy(&response.body)
+    );
+    split_multipart(
+        response.header("content-type").expect("content-type"),
+        &response.body,
+    )
+    .expect("multipart")
+}
+
+/// Checks an `expo-signature` over `body` with the openssl CLI against the fixture's certificate.
+#[track_caller]
+pub(crate) fn assert_signed_by_fixture(part: &Part) {
+    let header = part.header("expo-signature").expect("the part is signed");
+    let header = SignatureHeader::parse(header).expect("signature header");
+    assert_eq!(header.keyid(), "main");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = dir.path().join("body");
+    let signature = dir.path().join("sig");
+    let public_key = dir.path().join("pub.pem");
+    std::fs::write(&body, &part.body).expect("write body");
+    std::fs::write(&signature, header.signature().as_bytes()).expect("write sig");
+    let extracted = Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(fixture("certs/certificate.pem"))
+        .output()
+        .expect("openssl x509");
+    assert!(extracted.status.success());
+    std::fs::write(&public_key, &extracted.stdout).expect("write pub");
+    let verified = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&public_key)
+        .arg("-signature")
+        .arg(&signature)
+        .arg(&body)
+        .output()
+        .expect("openssl dgst");
+    assert!(
+        verified.status.success(),
+        "openssl refused the signature: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+/// Downloads a URL.
+pub(crate) fn download(url: &str) -> Vec<u8> {
+    block_on(async {
+        let response = reqwest::get(url).await.expect("GET");
+        assert!(
+            response.status().is_success(),
+            "GET {url}: {}",
+            response.status()
+        );
+        response.bytes().await.expect("body").to_vec()
+    })
+}
+
+/// Asserts that `value` is an object holding at least `keys`.
+#[track_caller]
+pub(crate) fn assert_keys(value: &Value, keys: &[&str]) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    for key in keys {
+        assert!(object.contains_key(*key), "missing `{key}` in {value:#}");
+    }
+}
+
+/// Copies a folder recursively, making the copies writable.
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+            let mut permissions = std::fs::metadata(&target).expect("meta").permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            permissions.set_readonly(false);
+            std::fs::set_permissions(&target, permissions).expect("chmod");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests of the `otago` binary against a real otago-server on a loopback port.
+
+mod client;
+mod codesigning;
+mod deploy;
+mod doctor;
+#[cfg(unix)]
+mod export;
+mod failures;
+mod harness;
+mod projects;

@@ -1,0 +1,81 @@
+//! `otago-server check`: is the store whole?
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::state::StartError;
+use crate::store::{BlobStore as _, LocalBlobStore, MetaStore as _, SqliteStore};
+
+/// What a check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Things that are wrong (the check fails).
+    pub problems: Vec<String>,
+    /// Things worth knowing that are not wrong (e.g. asset files no update names, left by an
+    /// upload killed between storing the file and indexing it).
+    pub notes: Vec<String>,
+    /// How many assets were re-hashed.
+    pub assets_checked: usize,
+}
+
+/// Checks a data folder: SQLite's integrity and foreign keys, every indexed asset file (and its
+/// compressed variants) hashes to its name, and every channel's served updates still prepare.
+///
+/// # Errors
+/// When the folder or database cannot be opened at all.
+pub async fn check_data_dir(data_dir: &Path) -> Result<CheckReport, StartError> {
+    if !data_dir.join("otago.sqlite3").exists() {
+        return Err(StartError(format!(
+            "{} holds no otago.sqlite3; is it the --data-dir of a server?",
+            data_dir.display()
+        )));
+    }
+    let dir = data_dir.to_owned();
+    let (meta, blobs) = tokio::task::spawn_blocking(move || {
+        let meta = SqliteStore::open(&dir)
+            .map_err(|err| StartError(format!("cannot open the database: {err}")))?;
+        let blobs = LocalBlobStore::open_without_cleanup(&dir)
+            .map_err(|err| StartError(format!("cannot open the asset folder: {err}")))?;
+        Ok::<_, StartError>((meta, blobs))
+    })
+    .await
+    .map_err(|err| StartError(err.to_string()))??;
+    let failed = |err: crate::store::StoreError| {
+        StartError(format!("the check could not read the store: {err}"))
+    };
+
+    let mut report = CheckReport::default();
+    report
+        .problems
+        .extend(meta.integrity_problems().await.map_err(failed)?);
+    let assets = meta.all_assets().await.map_err(failed)?;
+    for asset in &assets {
+        report
+            .problems
+            .extend(blobs.verify(&asset.hash).await.map_err(failed)?);
+    }
+    report.assets_checked = assets.len();
+    let indexed: BTreeSet<&str> = assets.iter().map(|a| a.hash.as_str()).collect();
+    let on_disk = tokio::task::spawn_blocking(move || blobs.stored_hashes())
+        .await
+        .map_err(|err| StartError(err.to_string()))?
+        .map_err(|err| StartError(format!("cannot list the asset folder: {err}")))?;
+    for hash in on_disk
+        .iter()
+        .filter(|hash| !indexed.contains(hash.as_str()))
+    {
+        report.notes.push(format!(
+            "asset file {hash} is not indexed (an upload that did not finish); it is harmless"
+        ));
+    }
+    for key in meta.channels().await.map_err(failed)? {
+        let history = meta.history(&key).await.map_err(failed)?;
+        if let Err(err) = crate::live::prepare(&history) {
+            report.problems.push(format!(
+                "updates of project {} / {} / runtime {} cannot be served: {err}",
+                key.project_ref, key.platform, key.runtime_version
+            ));
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,256 @@
+//! Configuration: the command line (flags with environment twins) and the checked
+//! [`ServerConfig`] the library runs on.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Names of the environment variables the server reads.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVars;
+
+impl EnvVars {
+    /// Address to listen on (`--listen`).
+    pub const OTAGO_LISTEN: &'static str = "OTAGO_LISTEN";
+    /// Folder for the database and assets (`--data-dir`).
+    pub const OTAGO_DATA_DIR: &'static str = "OTAGO_DATA_DIR";
+    /// Base of every URL the server hands out (`--public-url`).
+    pub const OTAGO_PUBLIC_URL: &'static str = "OTAGO_PUBLIC_URL";
+    /// The admin token; without it one is generated at first start.
+    pub const OTAGO_ADMIN_TOKEN: &'static str = "OTAGO_ADMIN_TOKEN";
+    /// Log filter, e.g. `info` or `otago_server=debug` (tracing-subscriber syntax).
+    pub const OTAGO_LOG: &'static str = "OTAGO_LOG";
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default data folder.
+pub const DEFAULT_DATA_DIR: &str = "./otago-data";
+/// Default asset size limit of a new project: 50 MiB.
+pub const DEFAULT_MAX_ASSET_BYTES: u64 = 50 * 1024 * 1024;
+/// The largest asset size limit a project may set: 2 GiB.
+pub const MAX_ASSET_BYTES_CEILING: u64 = 2 * 1024 * 1024 * 1024;
+/// The example app the demo publishes, beside this crate in the repository.
+pub const DEFAULT_DEMO_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
+
+/// `otago-server`: the Expo Updates protocol endpoint, asset CDN and management API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "otago-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// A maintenance command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Serving options.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Maintenance commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the store: SQLite integrity, every asset file hashes to its name, every update's
+    /// assets exist. Exits non-zero naming each problem.
+    Check(CheckArgs),
+}
+
+/// Options of `otago-server check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Folder with the database and assets.
+    #[arg(long, env = EnvVars::OTAGO_DATA_DIR, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// Options of the server.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = EnvVars::OTAGO_LISTEN, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Folder for the database and assets (created if missing).
+    #[arg(long, env = EnvVars::OTAGO_DATA_DIR, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Base URL devices and deployers reach this server at, e.g. `https://updates.example.com`
+    /// (default: `http://<listen>`)
+    #[arg(long, env = EnvVars::OTAGO_PUBLIC_URL)]
+    pub public_url: Option<String>,
+    /// The admin token (prefer the environment variable: flags show up in process lists).
+    /// Without it a token is generated at first start and printed once.
+    #[arg(long, env = EnvVars::OTAGO_ADMIN_TOKEN, hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Publish the example app as project `example`/`production` if needed and print a curl
+    /// command that fetches its manifest.
+    #[arg(long)]
+    pub demo: bool,
+    /// The example app the demo publishes (an `expo export` in `dist/`, keys in `keys/`).
+    #[arg(long, default_value = DEFAULT_DEMO_APP_DIR)]
+    pub demo_app_dir: PathBuf,
+    /// Log filter (tracing-subscriber syntax).
+    #[arg(long, env = EnvVars::OTAGO_LOG, default_value = "info")]
+    pub log: String,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// What the library needs to run, checked.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Folder for the database and assets.
+    pub data_dir: PathBuf,
+    /// Base of every URL handed out, without a trailing slash.
+    pub public_url: String,
+    /// The admin token; `None` to use (or generate) the one kept in the store.
+    pub admin_token: Option<String>,
+    /// Asset size limit of new projects.
+    pub default_max_asset_bytes: u64,
+    /// How often adoption counts and key uses are written to the store.
+    pub flush_interval: Duration,
+    /// At most this many distinct adoption counters are held between flushes.
+    pub adoption_capacity: usize,
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Highest Brotli quality used when compressing assets (11, the best, by default; lower
+    /// is faster).
+    pub brotli_max_quality: u32,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("default_max_asset_bytes", &self.default_max_asset_bytes)
+            .field("flush_interval", &self.flush_interval)
+            .field("adoption_capacity", &self.adoption_capacity)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("brotli_max_quality", &self.brotli_max_quality)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with defaults for everything but the data folder and public URL.
+    ///
+    /// # Errors
+    /// When `public_url` is not an absolute http(s) URL without query or fragment.
+    pub fn new(data_dir: impl Into<PathBuf>, public_url: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            data_dir: data_dir.into(),
+            public_url: normalize_public_url(public_url)?,
+            admin_token: None,
+            default_max_asset_bytes: DEFAULT_MAX_ASSET_BYTES,
+            flush_interval: Duration::from_secs(10),
+            adoption_capacity: 100_000,
+            shutdown_grace: Duration::from_secs(30),
+            brotli_max_quality: 11,
+        })
+    }
+
+    /// Sets the admin token.
+    #[must_use]
+    pub fn with_admin_token(mut self, token: Option<String>) -> Self {
+        self.admin_token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// The URL of a project's manifest endpoint (its `updates.url`).
+    #[must_use]
+    pub fn update_url(&self, project_ref: &str) -> String {
+        format!("{}/manifest/{project_ref}", self.public_url)
+    }
+
+    /// The base URL of asset URLs in manifests.
+    #[must_use]
+    pub fn asset_base_url(&self) -> String {
+        format!("{}/assets", self.public_url)
+    }
+}
+
+/// Checks a public URL and drops a trailing slash.
+fn normalize_public_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let ok = rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with('/')
+            && !rest.contains(['?', '#', ' ', '\t', '\\'])
+            && !rest.contains(char::is_control)
+    });
+    if !ok {
+        return Err(ConfigError(format!(
+            "public URL `{}` is not an absolute http(s) URL without query; pass e.g. --public-url https://updates.example.com",
+            url.escape_debug()
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The default public URL for a listen address: `http://<addr>`, with a wildcard address
+/// replaced by loopback.
+#[must_use]
+pub fn default_public_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_checked_and_normalized() {
+        let config = ServerConfig::new("/tmp/x", "https://updates.example.com/otago/").unwrap();
+        assert_eq!(config.public_url, "https://updates.example.com/otago");
+        assert_eq!(
+            config.update_url("p_0123456789"),
+            "https://updates.example.com/otago/manifest/p_0123456789"
+        );
+        assert_eq!(
+            config.asset_base_url(),
+            "https://updates.example.com/otago/assets"
+        );
+        for bad in [
+            "updates.example.com",
+            "ftp://x",
+            "http://",
+            "http://x/?a=b",
+            "/relative",
+        ] {
+            assert!(ServerConfig::new("/tmp/x", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            default_public_url("0.0.0.0:3000".parse().unwrap()),
+            "http://127.0.0.1:3000"
+        );
+        assert!(
+            !format!("{:?}", config.with_admin_token(Some("secret".into()))).contains("secret")
+        );
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["otago-server", "check", "--data-dir", "/d"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Check(CheckArgs { ref data_dir })) if data_dir == &PathBuf::from("/d"))
+        );
+    }
+}

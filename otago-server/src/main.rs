@@ -1,0 +1,123 @@
+//! `otago-server`: parse the configuration, open the store, serve until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use otago_server::config::{Cli, Command, ServeArgs, default_public_url};
+use otago_server::{AppState, ServerConfig, check_data_dir, run_demo, serve};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Check(args)) => check(&args.data_dir).await,
+        None => run(cli.serve).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("otago-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    init_logging(&args.log);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(local));
+    let config =
+        ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
+    if args
+        .admin_token
+        .as_ref()
+        .is_some_and(|token| token.len() < 24)
+    {
+        tracing::warn!("OTAGO_ADMIN_TOKEN is shorter than 24 characters; use a long random token");
+    }
+    let opened = AppState::open(config).await?;
+    if let Some(token) = &opened.generated_admin_token {
+        println!(
+            "Generated the admin token (shown once; only its SHA-256 is kept):\n\n  export OTAGO_ADMIN_TOKEN={token}\n"
+        );
+    }
+    if args.demo {
+        let outcome = run_demo(&opened.state, &args.demo_app_dir).await?;
+        let what = if outcome.published {
+            "published the example app as"
+        } else {
+            "the example app is already published as"
+        };
+        println!(
+            "Demo: {what} project {} (example/production, signed with a TEST key).",
+            outcome.project_ref
+        );
+        println!(
+            "Fetch its manifest as an Expo app would:\n\n{}\n",
+            outcome.curl
+        );
+    }
+    tracing::info!(listen = %local, public_url = %public_url, data_dir = %args.data_dir.display(), "otago-server listening");
+    println!("otago-server listening on http://{local} (public URL {public_url})");
+    serve(listener, opened.state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(data_dir: &std::path::Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let report = check_data_dir(data_dir).await?;
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    println!(
+        "checked {} assets: {} problem(s)",
+        report.assets_checked,
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

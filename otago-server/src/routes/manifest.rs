@@ -1,0 +1,98 @@
+//! `GET /manifest/{ref}`: the Expo Updates protocol endpoint.
+//!
+//! The hot path: otago-core parses the headers, the prepared answers come from memory, and the
+//! pre-rendered bytes are written out. No hashing, signing, JSON encoding, disk or database
+//! access per request; adoption is counted in memory.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use otago_core::{ManifestRequest, ProtocolVersion, RenderedResponse, common_headers};
+
+use crate::adoption::ManifestHit;
+use crate::error::ApiResult;
+use crate::live::LiveChannel;
+use crate::state::AppState;
+
+pub(crate) async fn manifest(
+    State(state): State<AppState>,
+    Path(project_ref): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    match answer(&state, &project_ref, &method, &headers) {
+        Ok(response) => response,
+        Err(err) => {
+            let mut response = err.into_response();
+            for (name, value) in common_headers(ProtocolVersion::V1) {
+                response
+                    .headers_mut()
+                    .insert(name, HeaderValue::from_static(value));
+            }
+            response
+        }
+    }
+}
+
+fn answer(
+    state: &AppState,
+    project_ref: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let request = ManifestRequest::parse(
+        method.as_str(),
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )?;
+    if !crate::ids::is_project_ref(project_ref) {
+        return Err(super::project_not_found(project_ref));
+    }
+    let channel = state
+        .live
+        .channel(project_ref, request.platform, &request.runtime_version)
+        .ok_or_else(|| super::project_not_found(project_ref))?;
+    let answer = channel.prepared.answer(&request)?;
+    state.metrics.answer(answer.kind);
+    state.recorder.manifest_request(ManifestHit {
+        project_ref,
+        platform: request.platform,
+        runtime_version: &request.runtime_version,
+        current_update_id: adoption_label(&channel, &request),
+        at_ms: state.now().unix_millis(),
+    });
+    Ok(write(answer.response))
+}
+
+/// The device's current update as an adoption label: a published id, or a coarse bucket so
+/// that clients cannot grow the counters with made-up ids.
+fn adoption_label<'a>(channel: &'a LiveChannel, request: &'a ManifestRequest) -> &'a str {
+    match request.current_update_id.as_deref() {
+        None => "none",
+        Some(current) if request.embedded_update_id.as_deref() == Some(current) => "embedded",
+        Some(current) => channel
+            .known_ids
+            .iter()
+            .find(|id| id.as_str() == current)
+            .map_or("other", String::as_str),
+    }
+}
+
+/// Writes a pre-rendered response.
+fn write(rendered: &RenderedResponse) -> Response {
+    let mut response = Response::new(Body::from(rendered.body().clone()));
+    *response.status_mut() = StatusCode::from_u16(rendered.status()).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.reserve(rendered.headers().len());
+    for (name, value) in rendered.headers() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
+}

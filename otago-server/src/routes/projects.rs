@@ -1,0 +1,270 @@
+//! `/api/v1/projects`: create, list, get, change settings, delete; adoption counts.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::project_for;
+use crate::auth::Principal;
+use crate::config::{MAX_ASSET_BYTES_CEILING, ServerConfig};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::ids;
+use crate::state::AppState;
+use crate::store::{ProjectPatch, ProjectRecord};
+
+/// A project as the API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProjectView {
+    r#ref: String,
+    app: String,
+    environment: String,
+    update_url: String,
+    asset_base_url: String,
+    require_signing: bool,
+    certificate_pem: Option<String>,
+    max_asset_bytes: u64,
+    created_at: String,
+}
+
+impl ProjectView {
+    pub(crate) fn new(project: ProjectRecord, config: &ServerConfig) -> Self {
+        Self {
+            update_url: config.update_url(&project.r#ref),
+            asset_base_url: config.asset_base_url(),
+            r#ref: project.r#ref,
+            app: project.app,
+            environment: project.environment,
+            require_signing: project.require_signing,
+            certificate_pem: project.certificate_pem,
+            max_asset_bytes: project.max_asset_bytes,
+            created_at: project.created_at.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateProject {
+    app: String,
+    environment: String,
+}
+
+fn check_name(field: &str, value: &str) -> ApiResult<()> {
+    if ids::is_name(value) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "invalid_name",
+        format!("`{field}` must be 1 to 64 characters of a-z, 0-9 and `-`"),
+        format!(
+            "e.g. {{\"app\":\"myapp\",\"environment\":\"production\"}}; got `{}`",
+            value.chars().take(80).collect::<String>().escape_debug()
+        ),
+    ))
+}
+
+/// Creates a project in the store and in the live map.
+pub(crate) async fn create_project(
+    state: &AppState,
+    app: &str,
+    environment: &str,
+) -> ApiResult<ProjectRecord> {
+    check_name("app", app)?;
+    check_name("environment", environment)?;
+    let project = ProjectRecord {
+        r#ref: ids::new_project_ref(),
+        app: app.to_owned(),
+        environment: environment.to_owned(),
+        require_signing: false,
+        certificate_pem: None,
+        max_asset_bytes: state.config.default_max_asset_bytes,
+        created_at: state.now(),
+    };
+    state.meta.create_project(project.clone()).await?;
+    state.live.add_project(&project.r#ref);
+    Ok(project)
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> ApiResult<(StatusCode, Json<ProjectView>)> {
+    principal.require_admin()?;
+    let project = create_project(&state, &body.app, &body.environment).await?;
+    tracing::info!(project = %project.r#ref, app = %project.app, environment = %project.environment, "project created");
+    Ok((
+        StatusCode::CREATED,
+        Json(ProjectView::new(project, &state.config)),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ProjectList {
+    projects: Vec<ProjectView>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<ProjectList>> {
+    let projects = state
+        .meta
+        .projects()
+        .await?
+        .into_iter()
+        .filter(|project| principal.require_project(&project.r#ref).is_ok())
+        .map(|project| ProjectView::new(project, &state.config))
+        .collect();
+    Ok(Json(ProjectList { projects }))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project_ref): ApiPath<String>,
+) -> ApiResult<Json<ProjectView>> {
+    let project = project_for(&state, &principal, &project_ref).await?;
+    Ok(Json(ProjectView::new(project, &state.config)))
+}
+
+/// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
+fn explicit<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchProject {
+    require_signing: Option<bool>,
+    #[serde(default, deserialize_with = "explicit")]
+    certificate_pem: Option<Option<String>>,
+    max_asset_bytes: Option<u64>,
+}
+
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project_ref): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchProject>,
+) -> ApiResult<Json<ProjectView>> {
+    let project = project_for(&state, &principal, &project_ref).await?;
+    if let Some(Some(pem)) = &body.certificate_pem {
+        let certificate = otago_core::SigningCertificate::from_pem(pem)
+            .and_then(|cert| cert.check(state.clock.now()).map(|()| cert))
+            .map_err(|err| {
+                ApiError::unprocessable(
+                    "invalid_certificate",
+                    err.to_string(),
+                    "send the certificate.pem the app embeds (`npx expo-updates codesigning:generate` makes one)",
+                )
+            })?;
+        drop(certificate);
+    }
+    let certificate_after = match &body.certificate_pem {
+        Some(pem) => pem.is_some(),
+        None => project.certificate_pem.is_some(),
+    };
+    if body.require_signing.unwrap_or(project.require_signing) && !certificate_after {
+        return Err(ApiError::unprocessable(
+            "certificate_required",
+            "a project that requires signing needs a certificate",
+            "send `certificate_pem` with the app's certificate.pem in the same request",
+        ));
+    }
+    if let Some(max) = body.max_asset_bytes
+        && !(1..=MAX_ASSET_BYTES_CEILING).contains(&max)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_max_asset_bytes",
+            format!("max_asset_bytes must be between 1 and {MAX_ASSET_BYTES_CEILING}"),
+            "e.g. 52428800 for 50 MiB",
+        ));
+    }
+    let patch = ProjectPatch {
+        require_signing: body.require_signing,
+        certificate_pem: body.certificate_pem,
+        max_asset_bytes: body.max_asset_bytes,
+    };
+    let project = state
+        .meta
+        .update_project(&project.r#ref, patch)
+        .await?
+        .ok_or_else(|| super::project_not_found(&project_ref))?;
+    Ok(Json(ProjectView::new(project, &state.config)))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project_ref): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    principal.require_admin()?;
+    let project = project_for(&state, &principal, &project_ref).await?;
+    let _serialized = state.publish_lock.lock().await;
+    state.meta.delete_project(&project.r#ref).await?;
+    state.live.remove_project(&project.r#ref);
+    tracing::info!(project = %project.r#ref, "project deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AdoptionQuery {
+    /// Counts from this hour on (`YYYY-MM-DDTHH:mm:ss.sssZ`); default: the last 7 days.
+    since: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AdoptionRow {
+    hour: String,
+    platform: &'static str,
+    runtime_version: String,
+    current_update_id: String,
+    count: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AdoptionList {
+    counts: Vec<AdoptionRow>,
+}
+
+pub(crate) async fn adoption(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project_ref): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AdoptionQuery>,
+) -> ApiResult<Json<AdoptionList>> {
+    let project = project_for(&state, &principal, &project_ref).await?;
+    let since_ms = match query.since {
+        Some(text) => otago_core::Timestamp::parse(&text)
+            .map_err(|err| {
+                ApiError::bad_request(
+                    "invalid_since",
+                    err.to_string(),
+                    "e.g. since=2026-01-01T00:00:00.000Z",
+                )
+            })?
+            .unix_millis(),
+        None => state.now().unix_millis() - 7 * 24 * 3_600_000,
+    };
+    let counts = state
+        .meta
+        .adoption(&project.r#ref, since_ms)
+        .await?
+        .into_iter()
+        .map(|count| AdoptionRow {
+            hour: otago_core::Timestamp::from_unix_millis(count.hour_start_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            platform: count.platform.as_str(),
+            runtime_version: count.runtime_version,
+            current_update_id: count.current_update_id,
+            count: count.count,
+        })
+        .collect();
+    Ok(Json(AdoptionList { counts }))
+}

@@ -1,0 +1,271 @@
+//! The shared state of every handler: configuration, stores, the live answers, counters.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use otago_core::Timestamp;
+
+use crate::adoption::Recorder;
+use crate::compressor::Compressor;
+use crate::config::ServerConfig;
+use crate::ids;
+use crate::live::LiveMap;
+use crate::metrics::Metrics;
+use crate::store::{
+    AssetRecord, BlobStore, Encodings, LocalBlobStore, MetaStore, SqliteStore, StoreResult,
+};
+
+/// Where the current time comes from (swappable in tests).
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Cached asset index entries, so serving an asset needs no database read; bounded.
+#[derive(Debug, Default)]
+pub(crate) struct AssetCache {
+    entries: RwLock<HashMap<String, Arc<AssetRecord>>>,
+}
+
+const ASSET_CACHE_CAPACITY: usize = 50_000;
+
+impl AssetCache {
+    fn get(&self, hash: &str) -> Option<Arc<AssetRecord>> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(hash)
+            .cloned()
+    }
+
+    /// Records the encodings of a cached asset (uncached ones are read fresh when needed).
+    pub(crate) fn set_encodings(&self, hash: &str, encodings: Encodings) {
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(asset) = entries.get_mut(hash) {
+            let mut updated = AssetRecord::clone(asset);
+            updated.encodings = Some(encodings);
+            *asset = Arc::new(updated);
+        }
+    }
+
+    pub(crate) fn insert(&self, asset: AssetRecord) -> Arc<AssetRecord> {
+        let asset = Arc::new(asset);
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= ASSET_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(asset.hash.clone(), Arc::clone(&asset));
+        asset
+    }
+}
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) live: Arc<LiveMap>,
+    pub(crate) assets: Arc<AssetCache>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) compressor: Compressor,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) admin_token_hash: [u8; 32],
+    /// Publishes, rollout changes and reverts run one at a time.
+    pub(crate) publish_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly opened state, and the admin token if one was generated now (print it once).
+#[derive(Debug)]
+pub struct Opened {
+    /// The state to serve.
+    pub state: AppState,
+    /// The admin token generated at this start, if none was configured or kept before.
+    pub generated_admin_token: Option<String>,
+}
+
+impl AppState {
+    /// Opens the embedded stores in `config.data_dir` (SQLite and a local folder) and loads
+    /// every published answer into memory.
+    ///
+    /// # Errors
+    /// When the data folder or database cannot be opened.
+    pub async fn open(config: ServerConfig) -> Result<Opened, StartError> {
+        let data_dir = config.data_dir.clone();
+        let (meta, blobs) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&data_dir).map_err(|err| {
+                StartError(format!(
+                    "cannot create data folder {}: {err}",
+                    data_dir.display()
+                ))
+            })?;
+            let meta = SqliteStore::open(&data_dir).map_err(|err| {
+                StartError(format!(
+                    "cannot open the database in {}: {err}",
+                    data_dir.display()
+                ))
+            })?;
+            let blobs = LocalBlobStore::open(&data_dir).map_err(|err| {
+                StartError(format!(
+                    "cannot open the asset folder in {}: {err}",
+                    data_dir.display()
+                ))
+            })?;
+            Ok::<_, StartError>((meta, blobs))
+        })
+        .await
+        .map_err(|err| StartError(err.to_string()))??;
+        Self::with_stores(
+            config,
+            Arc::new(meta),
+            Arc::new(blobs),
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
+    /// A state over any stores and clock.
+    ///
+    /// # Errors
+    /// When the stores fail while loading.
+    pub async fn with_stores(
+        config: ServerConfig,
+        meta: Arc<dyn MetaStore>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Opened, StartError> {
+        let store_error =
+            |err: crate::store::StoreError| StartError(format!("the store failed: {err}"));
+        let (admin_token_hash, generated_admin_token) = match &config.admin_token {
+            Some(token) => (ids::sha256(token.as_bytes()), None),
+            None => match meta.admin_token_hash().await.map_err(store_error)? {
+                Some(hash) => (hash, None),
+                None => {
+                    let token = ids::new_admin_token();
+                    let hash = ids::sha256(token.as_bytes());
+                    meta.set_admin_token_hash(hash).await.map_err(store_error)?;
+                    (hash, Some(token))
+                }
+            },
+        };
+        let live = Arc::new(LiveMap::default());
+        live.load(meta.as_ref()).await.map_err(store_error)?;
+        let assets = Arc::new(AssetCache::default());
+        let compressor = Compressor::start(
+            Arc::clone(&meta),
+            Arc::clone(&blobs),
+            Arc::clone(&assets),
+            config.brotli_max_quality,
+        );
+        for hash in meta.uncompressed_assets().await.map_err(store_error)? {
+            compressor.enqueue(hash);
+        }
+        let state = Self {
+            recorder: Arc::new(Recorder::new(config.adoption_capacity)),
+            compressor,
+            config: Arc::new(config),
+            meta,
+            blobs,
+            live,
+            assets,
+            metrics: Arc::new(Metrics::default()),
+            clock,
+            admin_token_hash,
+            publish_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        Ok(Opened {
+            state,
+            generated_admin_token,
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The metadata store.
+    #[must_use]
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
+    /// Now, from the state's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        Timestamp::from_system_time(self.clock.now()).unwrap_or_else(|_| {
+            Timestamp::from_unix_millis(0)
+                .unwrap_or_else(|err| unreachable!("the epoch is a timestamp: {err}"))
+        })
+    }
+
+    /// Writes pending adoption counts and key uses to the store now.
+    ///
+    /// # Errors
+    /// When the store fails; the counts are kept for the next try.
+    pub async fn flush(&self) -> StoreResult<()> {
+        self.recorder.flush(self.meta.as_ref()).await
+    }
+
+    /// Starts the background task that flushes every `config.flush_interval`; abort the handle
+    /// (and call [`AppState::flush`]) to stop it.
+    #[must_use]
+    pub fn spawn_flusher(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.flush_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(err) = state.flush().await {
+                    tracing::warn!(error = %err, "writing adoption counts failed; retrying at the next flush");
+                }
+            }
+        })
+    }
+
+    /// The index entry of an asset, from memory or the store.
+    pub(crate) async fn asset(&self, hash: &str) -> StoreResult<Option<Arc<AssetRecord>>> {
+        if let Some(asset) = self.assets.get(hash) {
+            return Ok(Some(asset));
+        }
+        let found = self.meta.assets(&[hash.to_owned()]).await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|asset| self.assets.insert(asset)))
+    }
+}

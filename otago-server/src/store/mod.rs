@@ -1,0 +1,465 @@
+//! Where the server keeps things: a metadata store and an asset blob store.
+//!
+//! Both are small traits so that other backends (PostgreSQL, an S3-compatible bucket) can slot
+//! in; the embedded defaults are [`SqliteStore`] and [`LocalBlobStore`]. Every method is async
+//! and may block internally only on a blocking thread.
+
+use std::fmt;
+use std::io;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use otago_core::{Platform, Timestamp};
+
+use crate::error::Problem;
+
+mod blobs;
+mod compress;
+mod sqlite;
+
+pub use blobs::LocalBlobStore;
+pub use sqlite::SqliteStore;
+
+/// A failure of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (an existing project, a reused update id...).
+    #[error("{0}")]
+    Conflict(Problem),
+    /// The thing to change does not exist.
+    #[error("{0}")]
+    NotFound(Problem),
+    /// The backend failed (I/O, database); the detail is for the log.
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// A backend failure with a detail for the log.
+    pub fn backend(detail: impl fmt::Display) -> Self {
+        Self::Backend(detail.to_string())
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A project: one app in one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRecord {
+    /// Short url-safe id, `p_` and ten lowercase alphanumerics.
+    pub r#ref: String,
+    /// App name, `[a-z0-9-]{1,64}`.
+    pub app: String,
+    /// Environment name, `[a-z0-9-]{1,64}`.
+    pub environment: String,
+    /// Whether every update must carry a signature that verifies against `certificate_pem`.
+    pub require_signing: bool,
+    /// The certificate embedded in the app, PEM.
+    pub certificate_pem: Option<String>,
+    /// The largest asset this project may upload, in bytes.
+    pub max_asset_bytes: u64,
+    /// When the project was created.
+    pub created_at: Timestamp,
+}
+
+/// A change to a project's settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectPatch {
+    /// New `require_signing`.
+    pub require_signing: Option<bool>,
+    /// New certificate (`Some(None)` removes it).
+    pub certificate_pem: Option<Option<String>>,
+    /// New asset size limit.
+    pub max_asset_bytes: Option<u64>,
+}
+
+/// An API key of a project (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// `k_` and ten lowercase alphanumerics.
+    pub id: String,
+    /// The project the key acts on.
+    pub project_ref: String,
+    /// A name to recognise it by.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last used (updated at most about once a minute).
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A content encoding an asset is stored in besides its plain bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The bytes as uploaded.
+    Identity,
+    /// gzip.
+    Gzip,
+    /// Brotli.
+    Brotli,
+}
+
+impl Encoding {
+    /// The `content-encoding` token, `None` for identity.
+    #[must_use]
+    pub fn token(self) -> Option<&'static str> {
+        match self {
+            Self::Identity => None,
+            Self::Gzip => Some("gzip"),
+            Self::Brotli => Some("br"),
+        }
+    }
+}
+
+/// Which compressed variants of an asset exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Encodings {
+    /// A `.gz` variant exists.
+    pub gzip: bool,
+    /// A `.br` variant exists.
+    pub brotli: bool,
+}
+
+impl Encodings {
+    /// Whether `encoding` can be served.
+    #[must_use]
+    pub fn has(self, encoding: Encoding) -> bool {
+        match encoding {
+            Encoding::Identity => true,
+            Encoding::Gzip => self.gzip,
+            Encoding::Brotli => self.brotli,
+        }
+    }
+
+    /// The stored form, e.g. `gzip,br`.
+    #[must_use]
+    pub fn to_db(self) -> String {
+        let mut tokens = Vec::new();
+        if self.gzip {
+            tokens.push("gzip");
+        }
+        if self.brotli {
+            tokens.push("br");
+        }
+        tokens.join(",")
+    }
+
+    /// Reads the stored form.
+    #[must_use]
+    pub fn from_db(text: &str) -> Self {
+        Self {
+            gzip: text.split(',').any(|t| t == "gzip"),
+            brotli: text.split(',').any(|t| t == "br"),
+        }
+    }
+}
+
+/// An asset in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetRecord {
+    /// base64url SHA-256, 43 characters.
+    pub hash: String,
+    /// Hex MD5 (the manifest key).
+    pub key: String,
+    /// Size of the plain bytes.
+    pub size: u64,
+    /// MIME type served with it.
+    pub content_type: String,
+    /// Compressed variants kept beside it (`None` until they are made, after the upload).
+    pub encodings: Option<Encodings>,
+    /// When it was first stored.
+    pub created_at: Timestamp,
+}
+
+/// What a group publishes: updates, or directives to roll back to the embedded update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupKind {
+    /// Manifests.
+    Update,
+    /// `rollBackToEmbedded` directives.
+    RollBackToEmbedded,
+}
+
+impl GroupKind {
+    /// The API and database name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Update => "update",
+            Self::RollBackToEmbedded => "rollback_to_embedded",
+        }
+    }
+
+    /// Reads the API and database name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "update" => Some(Self::Update),
+            "rollback_to_embedded" => Some(Self::RollBackToEmbedded),
+            _ => None,
+        }
+    }
+}
+
+/// One platform's update in a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRecord {
+    /// Lowercase UUID (the manifest id; a fresh one for a directive).
+    pub id: String,
+    /// The platform it is for.
+    pub platform: Platform,
+    /// The manifest's `createdAt` (a directive's `commitTime`).
+    pub created_at: Timestamp,
+    /// Bytes of the manifest or directive plus its distinct assets.
+    pub size: u64,
+    /// The `expo-signature` value exactly as the deployer sent it.
+    pub signature: Option<String>,
+    /// The manifest or directive bytes exactly as published (loaded only when asked for).
+    pub body: Option<Bytes>,
+    /// Hashes of the assets it names (set when publishing).
+    pub asset_hashes: Vec<String>,
+}
+
+/// A published group: one update per platform, published together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Lowercase UUID.
+    pub id: String,
+    /// The project.
+    pub project_ref: String,
+    /// The runtime version every update of the group targets.
+    pub runtime_version: String,
+    /// A note from the deployer.
+    pub message: String,
+    /// When it was published.
+    pub created_at: Timestamp,
+    /// Percentage of devices (0–100) that get it; the others keep the previous update.
+    pub rollout_percentage: u8,
+    /// Whether it was reverted (no longer served).
+    pub reverted: bool,
+    /// Updates or rollback directives.
+    pub kind: GroupKind,
+    /// Its updates.
+    pub updates: Vec<UpdateRecord>,
+}
+
+/// Filters for listing groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupFilter {
+    /// Only this runtime version.
+    pub runtime_version: Option<String>,
+    /// Only groups with an update for this platform.
+    pub platform: Option<Platform>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// One served update with what selection needs, newest first in [`MetaStore::history`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The group it belongs to.
+    pub group_id: String,
+    /// The group's rollout percentage.
+    pub rollout_percentage: u8,
+    /// Updates or rollback directives.
+    pub kind: GroupKind,
+    /// The update, body included.
+    pub update: UpdateRecord,
+}
+
+/// The key of a live answer: a project, a platform and a runtime version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey {
+    /// The project.
+    pub project_ref: String,
+    /// The platform.
+    pub platform: Platform,
+    /// The runtime version.
+    pub runtime_version: String,
+}
+
+/// Manifest requests counted for one project, hour, platform, runtime version and current update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptionCount {
+    /// The project.
+    pub project_ref: String,
+    /// Start of the hour, in milliseconds since the Unix epoch.
+    pub hour_start_ms: i64,
+    /// The platform.
+    pub platform: Platform,
+    /// The runtime version.
+    pub runtime_version: String,
+    /// The update the device ran (`none` or `other` when it ran none or one not published here).
+    pub current_update_id: String,
+    /// How many requests.
+    pub count: u64,
+}
+
+/// The metadata store: projects, keys, the asset index, groups and updates, adoption counts.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// The SHA-256 of the admin token, if one was generated and kept.
+    async fn admin_token_hash(&self) -> StoreResult<Option<[u8; 32]>>;
+    /// Keeps the SHA-256 of a generated admin token.
+    async fn set_admin_token_hash(&self, hash: [u8; 32]) -> StoreResult<()>;
+
+    /// Creates a project; [`StoreError::Conflict`] if app and environment exist.
+    async fn create_project(&self, project: ProjectRecord) -> StoreResult<()>;
+    /// Every project, oldest first.
+    async fn projects(&self) -> StoreResult<Vec<ProjectRecord>>;
+    /// One project.
+    async fn project(&self, project_ref: &str) -> StoreResult<Option<ProjectRecord>>;
+    /// Changes a project's settings and returns it, `None` if it does not exist.
+    async fn update_project(
+        &self,
+        project_ref: &str,
+        patch: ProjectPatch,
+    ) -> StoreResult<Option<ProjectRecord>>;
+    /// Deletes a project with its keys, groups and updates (assets stay); false if absent.
+    async fn delete_project(&self, project_ref: &str) -> StoreResult<bool>;
+
+    /// Stores a new key with the SHA-256 of its secret.
+    async fn create_key(&self, key: KeyRecord, secret_hash: [u8; 32]) -> StoreResult<()>;
+    /// A project's keys, oldest first.
+    async fn keys(&self, project_ref: &str) -> StoreResult<Vec<KeyRecord>>;
+    /// Revokes a key; false if the project has no such key.
+    async fn revoke_key(&self, project_ref: &str, key_id: &str, at: Timestamp)
+    -> StoreResult<bool>;
+    /// The key whose secret has this SHA-256.
+    async fn key_by_secret_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<KeyRecord>>;
+    /// Records when keys were last used.
+    async fn touch_keys(&self, uses: Vec<(String, Timestamp)>) -> StoreResult<()>;
+
+    /// The index entries of those of `hashes` that are stored.
+    async fn assets(&self, hashes: &[String]) -> StoreResult<Vec<AssetRecord>>;
+    /// Adds an asset to the index; false if it was there already.
+    async fn insert_asset(&self, asset: AssetRecord) -> StoreResult<bool>;
+    /// Every asset in the index (for integrity checks).
+    async fn all_assets(&self) -> StoreResult<Vec<AssetRecord>>;
+    /// Records which compressed variants of an asset exist.
+    async fn set_encodings(&self, hash: &str, encodings: Encodings) -> StoreResult<()>;
+    /// Assets whose compressed variants were not made yet (e.g. the server stopped first).
+    async fn uncompressed_assets(&self) -> StoreResult<Vec<String>>;
+
+    /// Which of `ids` were ever used by an update (even one since deleted).
+    async fn used_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>>;
+    /// Publishes a group atomically: all of it or none.
+    async fn publish(&self, group: GroupRecord) -> StoreResult<()>;
+    /// Groups of a project, newest first.
+    async fn groups(&self, project_ref: &str, filter: GroupFilter)
+    -> StoreResult<Vec<GroupRecord>>;
+    /// One group, with update bodies and signatures.
+    async fn group(&self, project_ref: &str, group_id: &str) -> StoreResult<Option<GroupRecord>>;
+    /// The id of the newest group of a project and runtime version that is not reverted.
+    async fn newest_group_id(
+        &self,
+        project_ref: &str,
+        runtime_version: &str,
+    ) -> StoreResult<Option<String>>;
+    /// Sets a group's rollout percentage.
+    async fn set_rollout(
+        &self,
+        project_ref: &str,
+        group_id: &str,
+        percentage: u8,
+    ) -> StoreResult<()>;
+    /// Marks a group reverted.
+    async fn revert(&self, project_ref: &str, group_id: &str) -> StoreResult<()>;
+    /// The served history of one channel, newest first, bodies included: every update of a
+    /// group that is not reverted, down to and including the newest one at 100%.
+    async fn history(&self, key: &ChannelKey) -> StoreResult<Vec<HistoryEntry>>;
+    /// Every channel that has ever had an update.
+    async fn channels(&self) -> StoreResult<Vec<ChannelKey>>;
+
+    /// Adds manifest request counts.
+    async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()>;
+    /// A project's counts at or after `since_ms`, by hour.
+    async fn adoption(&self, project_ref: &str, since_ms: i64) -> StoreResult<Vec<AdoptionCount>>;
+
+    /// The database's own consistency check plus referential checks; problems found, if any.
+    async fn integrity_problems(&self) -> StoreResult<Vec<String>>;
+}
+
+/// A stream of body chunks.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The body is larger than the limit.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The bytes do not hash to the name they were uploaded under.
+    #[error("the bytes hash to {actual}")]
+    HashMismatch {
+        /// What they hash to.
+        actual: String,
+    },
+    /// Reading the body failed (the client went away).
+    #[error("reading the body failed: {0}")]
+    Body(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a blob store learned while storing bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Hex MD5.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An inclusive byte range of the plain bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+/// An open blob, ready to stream.
+pub struct BlobBody {
+    /// Bytes the stream yields.
+    pub len: u64,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+impl fmt::Debug for BlobBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobBody")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The asset blob store: content-addressed, write-once.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Streams `body` in, refusing it past `limit` bytes or when it does not hash to `hash`.
+    /// Nothing is visible under `hash` unless this succeeds.
+    async fn put(&self, hash: &str, limit: u64, body: ByteStream) -> Result<StoredBlob, PutError>;
+    /// Makes the gzip and Brotli variants of a stored asset (Brotli at most at
+    /// `brotli_quality`), keeping those clearly smaller; says which exist.
+    async fn compress(&self, hash: &str, brotli_quality: u32) -> StoreResult<Encodings>;
+    /// Opens the stored bytes in `encoding` (a range only of the plain bytes); `None` if absent.
+    async fn open(
+        &self,
+        hash: &str,
+        encoding: Encoding,
+        range: Option<ByteRange>,
+    ) -> StoreResult<Option<BlobBody>>;
+    /// Re-hashes the stored bytes and variants of `hash`; problems found, if any.
+    async fn verify(&self, hash: &str) -> StoreResult<Vec<String>>;
+}

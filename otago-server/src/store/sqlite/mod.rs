@@ -1,0 +1,575 @@
+//! The embedded metadata store: one SQLite file in WAL mode with `synchronous=FULL`, so a
+//! publish that was answered survives a crash. One connection behind a mutex; every call runs
+//! on a blocking thread.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use otago_core::{Platform, Timestamp};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use super::{
+    AdoptionCount, AssetRecord, ChannelKey, Encodings, GroupFilter, GroupRecord, HistoryEntry,
+    KeyRecord, MetaStore, ProjectPatch, ProjectRecord, StoreError, StoreResult,
+};
+use crate::error::Problem;
+
+mod groups;
+
+/// Schema migrations, applied in order; `schema_version` holds how many ran.
+const MIGRATIONS: [&str; 1] = [include_str!("schema_v1.sql")];
+
+/// The SQLite metadata store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::backend(err)
+    }
+}
+
+pub(super) fn ts(millis: i64) -> rusqlite::Result<Timestamp> {
+    Timestamp::from_unix_millis(millis)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
+pub(super) fn platform(text: &str) -> rusqlite::Result<Platform> {
+    text.parse()
+        .map_err(|err: otago_core::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating) `data_dir/otago.sqlite3` and brings its schema up to date.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, or it was written by a newer Otago.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(data_dir.join("otago.sqlite3"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut conn = conn;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: Option<i64> = conn
+        .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+        .optional()?;
+    let current = usize::try_from(current.unwrap_or(0)).unwrap_or(usize::MAX);
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::backend(format!(
+            "the database has schema version {current}, newer than this server knows ({}); run a newer otago-server",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [to_i64(index as u64 + 1)],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const PROJECT_COLUMNS: &str =
+    "ref, app, environment, require_signing, certificate_pem, max_asset_bytes, created_at";
+
+fn project_row(row: &Row<'_>) -> rusqlite::Result<ProjectRecord> {
+    Ok(ProjectRecord {
+        r#ref: row.get(0)?,
+        app: row.get(1)?,
+        environment: row.get(2)?,
+        require_signing: row.get(3)?,
+        certificate_pem: row.get(4)?,
+        max_asset_bytes: to_u64(row.get(5)?),
+        created_at: ts(row.get(6)?)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, project_ref, name, created_at, last_used_at, revoked_at";
+
+fn key_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    let optional_ts = |value: Option<i64>| value.map(ts).transpose();
+    Ok(KeyRecord {
+        id: row.get(0)?,
+        project_ref: row.get(1)?,
+        name: row.get(2)?,
+        created_at: ts(row.get(3)?)?,
+        last_used_at: optional_ts(row.get(4)?)?,
+        revoked_at: optional_ts(row.get(5)?)?,
+    })
+}
+
+const ASSET_COLUMNS: &str = "hash, key, size, content_type, encodings, created_at";
+
+fn asset_row(row: &Row<'_>) -> rusqlite::Result<AssetRecord> {
+    Ok(AssetRecord {
+        hash: row.get(0)?,
+        key: row.get(1)?,
+        size: to_u64(row.get(2)?),
+        content_type: row.get(3)?,
+        encodings: row
+            .get::<_, Option<String>>(4)?
+            .as_deref()
+            .map(Encodings::from_db),
+        created_at: ts(row.get(5)?)?,
+    })
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn admin_token_hash(&self) -> StoreResult<Option<[u8; 32]>> {
+        self.call(|conn| {
+            let value: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT value FROM settings WHERE name = ?1",
+                    [ADMIN_TOKEN_SETTING],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(value.and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()))
+        })
+        .await
+    }
+
+    async fn set_admin_token_hash(&self, hash: [u8; 32]) -> StoreResult<()> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![ADMIN_TOKEN_SETTING, hash.to_vec()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_project(&self, project: ProjectRecord) -> StoreResult<()> {
+        self.call(move |conn| {
+            let inserted = conn.execute(
+                &format!(
+                    "INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    project.r#ref,
+                    project.app,
+                    project.environment,
+                    project.require_signing,
+                    project.certificate_pem,
+                    to_i64(project.max_asset_bytes),
+                    project.created_at.unix_millis()
+                ],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(err) if is_unique_violation(&err) => Err(StoreError::Conflict(Problem::new(
+                    "project_exists",
+                    format!(
+                        "a project for app `{}` and environment `{}` exists",
+                        project.app, project.environment
+                    ),
+                    "use it (`GET /api/v1/projects`), or pick another environment name",
+                ))),
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    async fn projects(&self) -> StoreResult<Vec<ProjectRecord>> {
+        self.call(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, ref"
+            ))?;
+            let rows = statement
+                .query_map([], project_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn project(&self, project_ref: &str) -> StoreResult<Option<ProjectRecord>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ref = ?1"),
+                    [project_ref],
+                    project_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn update_project(
+        &self,
+        project_ref: &str,
+        patch: ProjectPatch,
+    ) -> StoreResult<Option<ProjectRecord>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(require_signing) = patch.require_signing {
+                tx.execute(
+                    "UPDATE projects SET require_signing = ?2 WHERE ref = ?1",
+                    params![project_ref, require_signing],
+                )?;
+            }
+            if let Some(certificate_pem) = patch.certificate_pem {
+                tx.execute(
+                    "UPDATE projects SET certificate_pem = ?2 WHERE ref = ?1",
+                    params![project_ref, certificate_pem],
+                )?;
+            }
+            if let Some(max) = patch.max_asset_bytes {
+                tx.execute(
+                    "UPDATE projects SET max_asset_bytes = ?2 WHERE ref = ?1",
+                    params![project_ref, to_i64(max)],
+                )?;
+            }
+            let project = tx
+                .query_row(
+                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ref = ?1"),
+                    [&project_ref],
+                    project_row,
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(project)
+        })
+        .await
+    }
+
+    async fn delete_project(&self, project_ref: &str) -> StoreResult<bool> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| {
+            Ok(conn.execute("DELETE FROM projects WHERE ref = ?1", [project_ref])? > 0)
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: KeyRecord, secret_hash: [u8; 32]) -> StoreResult<()> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, project_ref, name, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.id, key.project_ref, key.name, secret_hash.to_vec(), key.created_at.unix_millis()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn keys(&self, project_ref: &str) -> StoreResult<Vec<KeyRecord>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE project_ref = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = statement
+                .query_map([project_ref], key_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_key(
+        &self,
+        project_ref: &str,
+        key_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let (project_ref, key_id) = (project_ref.to_owned(), key_id.to_owned());
+        self.call(move |conn| {
+            let exists = conn
+                .query_row(
+                    "SELECT 1 FROM api_keys WHERE project_ref = ?1 AND id = ?2",
+                    params![project_ref, key_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ?3 WHERE project_ref = ?1 AND id = ?2 AND revoked_at IS NULL",
+                params![project_ref, key_id, at.unix_millis()],
+            )?;
+            Ok(exists)
+        })
+        .await
+    }
+
+    async fn key_by_secret_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<KeyRecord>> {
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_sha256 = ?1"),
+                    [secret_hash.to_vec()],
+                    key_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn touch_keys(&self, uses: Vec<(String, Timestamp)>) -> StoreResult<()> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for (id, at) in uses {
+                tx.execute(
+                    "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+                    params![id, at.unix_millis()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn assets(&self, hashes: &[String]) -> StoreResult<Vec<AssetRecord>> {
+        let hashes = hashes.to_vec();
+        self.call(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {ASSET_COLUMNS} FROM assets WHERE hash = ?1"
+            ))?;
+            let mut found = Vec::new();
+            for hash in hashes {
+                if let Some(asset) = statement.query_row([hash], asset_row).optional()? {
+                    found.push(asset);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn insert_asset(&self, asset: AssetRecord) -> StoreResult<bool> {
+        self.call(move |conn| {
+            let inserted = conn.execute(
+                &format!(
+                    "INSERT OR IGNORE INTO assets ({ASSET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![
+                    asset.hash,
+                    asset.key,
+                    to_i64(asset.size),
+                    asset.content_type,
+                    asset.encodings.map(Encodings::to_db),
+                    asset.created_at.unix_millis()
+                ],
+            )?;
+            Ok(inserted > 0)
+        })
+        .await
+    }
+
+    async fn all_assets(&self) -> StoreResult<Vec<AssetRecord>> {
+        self.call(|conn| {
+            let mut statement =
+                conn.prepare(&format!("SELECT {ASSET_COLUMNS} FROM assets ORDER BY hash"))?;
+            let rows = statement
+                .query_map([], asset_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_encodings(&self, hash: &str, encodings: Encodings) -> StoreResult<()> {
+        let hash = hash.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE assets SET encodings = ?2 WHERE hash = ?1",
+                params![hash, encodings.to_db()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn uncompressed_assets(&self) -> StoreResult<Vec<String>> {
+        self.call(|conn| {
+            let mut statement = conn
+                .prepare("SELECT hash FROM assets WHERE encodings IS NULL ORDER BY created_at")?;
+            let rows = statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn used_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
+        let ids = ids.to_vec();
+        self.call(move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT 1 FROM used_update_ids WHERE id = ?1")?;
+            let mut used = Vec::new();
+            for id in ids {
+                if statement.query_row([&id], |_| Ok(())).optional()?.is_some() {
+                    used.push(id);
+                }
+            }
+            Ok(used)
+        })
+        .await
+    }
+
+    async fn publish(&self, group: GroupRecord) -> StoreResult<()> {
+        self.call(move |conn| groups::publish(conn, &group)).await
+    }
+
+    async fn groups(
+        &self,
+        project_ref: &str,
+        filter: GroupFilter,
+    ) -> StoreResult<Vec<GroupRecord>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| groups::list(conn, &project_ref, &filter))
+            .await
+    }
+
+    async fn group(&self, project_ref: &str, group_id: &str) -> StoreResult<Option<GroupRecord>> {
+        let (project_ref, group_id) = (project_ref.to_owned(), group_id.to_owned());
+        self.call(move |conn| groups::get(conn, &project_ref, &group_id))
+            .await
+    }
+
+    async fn newest_group_id(
+        &self,
+        project_ref: &str,
+        runtime_version: &str,
+    ) -> StoreResult<Option<String>> {
+        let (project_ref, runtime_version) = (project_ref.to_owned(), runtime_version.to_owned());
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM groups WHERE project_ref = ?1 AND runtime_version = ?2 AND reverted = 0 \
+                     ORDER BY seq DESC LIMIT 1",
+                    params![project_ref, runtime_version],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_rollout(
+        &self,
+        project_ref: &str,
+        group_id: &str,
+        percentage: u8,
+    ) -> StoreResult<()> {
+        let (project_ref, group_id) = (project_ref.to_owned(), group_id.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE groups SET rollout_percentage = ?3 WHERE project_ref = ?1 AND id = ?2",
+                params![project_ref, group_id, percentage],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revert(&self, project_ref: &str, group_id: &str) -> StoreResult<()> {
+        let (project_ref, group_id) = (project_ref.to_owned(), group_id.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE groups SET reverted = 1 WHERE project_ref = ?1 AND id = ?2",
+                params![project_ref, group_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn history(&self, key: &ChannelKey) -> StoreResult<Vec<HistoryEntry>> {
+        let key = key.clone();
+        self.call(move |conn| groups::history(conn, &key)).await
+    }
+
+    async fn channels(&self) -> StoreResult<Vec<ChannelKey>> {
+        self.call(groups::channels).await
+    }
+
+    async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()> {
+        self.call(move |conn| groups::add_adoption(conn, &counts))
+            .await
+    }
+
+    async fn adoption(&self, project_ref: &str, since_ms: i64) -> StoreResult<Vec<AdoptionCount>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| groups::adoption(conn, &project_ref, since_ms))
+            .await
+    }
+
+    async fn integrity_problems(&self) -> StoreResult<Vec<String>> {
+        self.call(|conn| {
+            let mut problems = Vec::new();
+            let mut statement = conn.prepare("PRAGMA integrity_check")?;
+            for row in statement.query_map([], |row| row.get::<_, String>(0))? {
+                let row = row?;
+                if row != "ok" {
+                    problems.push(format!("sqlite integrity_check: {row}"));
+                }
+            }
+            let mut statement = conn.prepare("PRAGMA foreign_key_check")?;
+            for row in statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(2)?)))? {
+                let (table, parent) = row?;
+                problems.push(format!("sqlite foreign_key_check: a row of `{table}` points at a missing `{parent}` row"));
+            }
+            Ok(problems)
+        })
+        .await
+    }
+}
