@@ -65,7 +65,7 @@ pub enum ColorArg {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create and list projects (one per app and environment; needs the admin token).
+    /// Create, list, show, change and delete projects (one per app and environment).
     #[command(subcommand)]
     Projects(ProjectsCommand),
     /// Create, list and revoke a project's API keys.
@@ -101,6 +101,51 @@ pub enum ProjectsCommand {
     },
     /// List the projects the credentials can see.
     List,
+    /// Show a project's settings: signing, its certificate, the asset size limit.
+    Show {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Change a project's settings, e.g. require signed updates with the app's certificate.
+    Update(ProjectsUpdateArgs),
+    /// Delete a project with its keys and update history (asks first; `--yes` skips asking).
+    Delete {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Delete without asking; needed when stdin is not a terminal (scripts, CI).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `otago projects update`: at least one setting.
+#[derive(Debug, Clone, ClapArgs)]
+#[command(group(
+    clap::ArgGroup::new("settings")
+        .required(true)
+        .multiple(true)
+        .args(["require_signing", "certificate", "no_certificate", "max_asset_bytes"])
+))]
+pub struct ProjectsUpdateArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Whether the server refuses updates that are not signed with the project's certificate.
+    /// `true` needs a certificate: the project's, or one given with --certificate.
+    #[arg(long, value_name = "BOOL", action = ArgAction::Set, value_parser = parse_bool)]
+    pub require_signing: Option<bool>,
+    /// The app's code signing certificate (the certificate.pem its
+    /// `updates.codeSigningCertificate` points at); checked here before it is sent.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_certificate")]
+    pub certificate: Option<PathBuf>,
+    /// Remove the project's certificate (not allowed while it requires signing).
+    #[arg(long)]
+    pub no_certificate: bool,
+    /// The largest asset the server takes for this project, in bytes.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_asset_bytes: Option<u64>,
 }
 
 /// `--project REF`, shared by the project commands.

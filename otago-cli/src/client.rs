@@ -51,6 +51,20 @@ pub struct Project {
     pub created_at: Option<String>,
 }
 
+/// A change of a project's settings (`PATCH /api/v1/projects/{ref}`); absent fields stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProjectPatch {
+    /// Whether every update must be signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_signing: Option<bool>,
+    /// `Some(Some(pem))` sets the certificate, `Some(None)` removes it (sent as `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_pem: Option<Option<String>>,
+    /// Largest asset the server takes, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_asset_bytes: Option<u64>,
+}
+
 /// An API key as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -352,6 +366,30 @@ impl Client {
             Retry::Idempotent,
         )
         .await
+    }
+
+    /// `PATCH /api/v1/projects/{ref}`: changes settings; returns the project as it is now.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 422 `certificate_required` when signing would be required
+    /// without a certificate.
+    pub async fn update_project(&self, reference: &str, patch: &ProjectPatch) -> Result<Project> {
+        self.json(
+            Method::PATCH,
+            &format!("/api/v1/projects/{reference}"),
+            Some(patch),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/projects/{ref}` (admin): the project, its keys and its update history.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 404 for an unknown ref or 403 for a project key.
+    pub async fn delete_project(&self, reference: &str) -> Result<()> {
+        self.empty(Method::DELETE, &format!("/api/v1/projects/{reference}"))
+            .await
     }
 
     /// `POST /api/v1/projects/{ref}/keys`.
@@ -891,6 +929,23 @@ mod tests {
     fn backoff_doubles() {
         assert_eq!(backoff(1), FIRST_BACKOFF);
         assert_eq!(backoff(3), FIRST_BACKOFF * 4);
+    }
+
+    #[test]
+    fn project_patches_send_only_what_changes() {
+        let patch = ProjectPatch {
+            require_signing: Some(false),
+            certificate_pem: Some(None),
+            max_asset_bytes: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&patch).unwrap(),
+            r#"{"require_signing":false,"certificate_pem":null}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ProjectPatch::default()).unwrap(),
+            "{}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! certificate report); this module reads the files, asks the server and git, and lists the
 //! results.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use otago_core::{
@@ -674,11 +674,15 @@ fn check_signing(
                 .certificate_pem
                 .as_deref()
                 .and_then(|pem| SigningCertificate::from_pem(pem).ok());
+            let certificate_arg = shell_word(&command_line_path(&settings.app_dir, relative));
             match project_certificate {
                 Some(theirs) if theirs.public_key() != certificate.public_key() => checks.fail(
                     "certificate-project",
                     format!("project {} holds a different certificate than the app", project.reference),
-                    "give the project the app's certificate.pem, or embed the project's in the app",
+                    format!(
+                        "give the project the app's certificate with `otago projects update --project {} --certificate {certificate_arg}`, or embed the project's certificate in the app and rebuild",
+                        project.reference
+                    ),
                 ),
                 _ if !project.require_signing => checks.warn(
                     "certificate-project",
@@ -686,7 +690,10 @@ fn check_signing(
                         "the app checks signatures, but project {} does not require signing, so the server accepts unsigned publishes that devices will reject",
                         project.reference
                     ),
-                    "turn on the project's require_signing with the app's certificate",
+                    format!(
+                        "run `otago projects update --project {} --require-signing true --certificate {certificate_arg}` so that the server refuses unsigned updates too",
+                        project.reference
+                    ),
                 ),
                 _ => checks.pass(
                     "certificate-project",
@@ -694,6 +701,35 @@ fn check_signing(
                 ),
             }
         }
+    }
+}
+
+/// `relative` (a path in the app config) as seen from where otago runs: inside `app_dir`,
+/// without `.` components.
+fn command_line_path(app_dir: &Path, relative: &str) -> String {
+    app_dir
+        .join(relative)
+        .components()
+        .filter(|component| !matches!(component, Component::CurDir))
+        .collect::<PathBuf>()
+        .display()
+        .to_string()
+}
+
+/// `word`, single-quoted for a POSIX shell when it holds anything but plain path characters.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'.' | b'_' | b'-' | b'+' | b':' | b'@' | b',' | b'='
+                )
+        });
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -778,6 +814,21 @@ mod tests {
         assert_eq!(major_minor("^0.28.1"), Some((0, 28)));
         assert_eq!(major_minor("29.0.20"), Some((29, 0)));
         assert_eq!(major_minor("latest"), None);
+    }
+
+    #[test]
+    fn certificate_paths_read_as_typed_from_the_working_folder() {
+        assert_eq!(
+            command_line_path(Path::new("."), "./certs/certificate.pem"),
+            "certs/certificate.pem"
+        );
+        assert_eq!(
+            command_line_path(Path::new("apps/shop"), "./certs/certificate.pem"),
+            "apps/shop/certs/certificate.pem"
+        );
+        assert_eq!(shell_word("certs/certificate.pem"), "certs/certificate.pem");
+        assert_eq!(shell_word("my app/cert.pem"), "'my app/cert.pem'");
+        assert_eq!(shell_word("it's.pem"), r"'it'\''s.pem'");
     }
 
     #[test]

@@ -168,6 +168,13 @@ pub enum CliError {
         /// How many checks ran.
         total: usize,
     },
+    /// The command line is incomplete in a way clap cannot tell, e.g. `projects delete`
+    /// without `--yes` where there is no terminal to ask on.
+    #[error("{reason}")]
+    Usage {
+        /// What is missing and what to pass.
+        reason: String,
+    },
     /// Nothing to do or an impossible request, e.g. rolling out a group that does not exist.
     #[error("{reason}")]
     Invalid {
@@ -199,6 +206,7 @@ impl CliError {
             | Self::Signing { .. }
             | Self::NotEmpty { .. }
             | Self::Invalid { .. } => OtagoExitCode::INVALID_INPUT,
+            Self::Usage { .. } => OtagoExitCode::USAGE,
             Self::Io { .. } | Self::Output(_) => OtagoExitCode::IO,
             Self::Unreachable { .. } => OtagoExitCode::UNREACHABLE,
             Self::Api { status, .. } => match status {
@@ -228,6 +236,7 @@ impl CliError {
             Self::BadResponse { .. } => "bad_response",
             Self::Command { .. } => "command_failed",
             Self::ChecksFailed { .. } => "checks_failed",
+            Self::Usage { .. } => "usage",
             Self::Invalid { .. } => "invalid",
             Self::Output(_) => "output",
         }
@@ -287,6 +296,10 @@ mod tests {
             reason: "refused".into(),
         };
         assert_eq!(unreachable.exit_code(), OtagoExitCode::UNREACHABLE);
+        let usage = CliError::Usage {
+            reason: "pass --yes".into(),
+        };
+        assert_eq!(usage.exit_code(), OtagoExitCode::USAGE);
     }
 
     #[test]

@@ -64,6 +64,20 @@ pub async fn run_async(settings: Settings, printer: &Printer) -> Result<()> {
             printer.result(&projects::create_project(server, &app, &environment).await?)
         }
         CommandSettings::ProjectsList => printer.result(&projects::list_projects(server).await?),
+        CommandSettings::ProjectsShow { project } => printer
+            .result(&projects::show_project(server, &project, std::time::SystemTime::now()).await?),
+        CommandSettings::ProjectsUpdate(update_settings) => printer.result(
+            &projects::update_project(
+                &update_settings,
+                server,
+                printer,
+                std::time::SystemTime::now(),
+            )
+            .await?,
+        ),
+        CommandSettings::ProjectsDelete { project, confirmed } => {
+            printer.result(&projects::delete_project(server, &project, confirmed, printer).await?)
+        }
         CommandSettings::KeysCreate { project, name } => {
             printer.result(&projects::create_key(server, &project, &name).await?)
         }

@@ -19,7 +19,10 @@ use crate::codesigning::CodesigningReport;
 use crate::deploy::DeployReport;
 use crate::doctor::{CheckStatus, DoctorReport};
 use crate::error::{CliError, Result};
-use crate::projects::{KeyCreated, KeyList, KeyRevoked, ProjectCreated, ProjectList};
+use crate::projects::{
+    KeyCreated, KeyList, KeyRevoked, ProjectCreated, ProjectDeleted, ProjectDetails, ProjectList,
+    ProjectUpdated,
+};
 use crate::rollback::{RollbackReport, RolloutReport, UpdatesList};
 use crate::settings::OutputSettings;
 
@@ -35,6 +38,7 @@ pub struct Printer {
     json: bool,
     color: anstream::ColorChoice,
     interactive: bool,
+    can_ask: bool,
     silent: bool,
 }
 
@@ -51,6 +55,7 @@ impl Printer {
             json: settings.json,
             color,
             interactive: std::io::stderr().is_terminal(),
+            can_ask: std::io::stdin().is_terminal(),
             silent: false,
         }
     }
@@ -62,6 +67,7 @@ impl Printer {
             json: true,
             color: anstream::ColorChoice::Never,
             interactive: false,
+            can_ask: false,
             silent: true,
         }
     }
@@ -142,6 +148,29 @@ impl Printer {
         let _ = writeln!(self.stderr(), "{YELLOW}warning:{YELLOW:#} {message}");
     }
 
+    /// Whether a question can be asked: stdin is a terminal (and the printer is not silent).
+    #[must_use]
+    pub fn can_ask(&self) -> bool {
+        self.can_ask && !self.silent
+    }
+
+    /// Asks a yes/no question on stderr and reads the answer from stdin; only `y` or `yes`
+    /// (any case) is yes. Check [`Printer::can_ask`] first.
+    ///
+    /// # Errors
+    /// [`CliError::Output`] when the terminal cannot be written or read.
+    pub fn confirm(&self, question: impl Display) -> Result<bool> {
+        let mut err = self.stderr();
+        write!(err, "{YELLOW}?{YELLOW:#} {question} [y/N] ").map_err(CliError::Output)?;
+        err.flush().map_err(CliError::Output)?;
+        drop(err);
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(CliError::Output)?;
+        Ok(is_yes(&answer))
+    }
+
     /// The error that ends the run, on stderr.
     pub fn error(&self, error: &CliError) {
         if self.silent {
@@ -212,6 +241,11 @@ impl Bar {
         self.bar.finish_and_clear();
         self.printer.done(message);
     }
+}
+
+/// Whether an answer to [`Printer::confirm`] is yes.
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// `1 file`, `2 files`.
@@ -332,6 +366,90 @@ impl Render for ProjectList {
             )?;
         }
         Ok(())
+    }
+}
+
+fn render_project_details(out: &mut dyn Write, details: &ProjectDetails) -> std::io::Result<()> {
+    let project = &details.project;
+    field(out, "update URL", &project.update_url)?;
+    field(out, "asset base URL", &project.asset_base_url)?;
+    field(
+        out,
+        "require signing",
+        if project.require_signing { "yes" } else { "no" },
+    )?;
+    match &details.certificate {
+        None => field(out, "certificate", "none")?,
+        Some(certificate) => {
+            let name = certificate
+                .common_name
+                .as_deref()
+                .map(|cn| format!("CN={cn}, "))
+                .unwrap_or_default();
+            let validity = match (&certificate.valid_until, certificate.days_until_expiry) {
+                (Some(until), Some(days)) if days >= 0 => {
+                    format!("valid until {until} ({days} days)")
+                }
+                (Some(until), _) => format!("expired {until}"),
+                _ => "unreadable".to_owned(),
+            };
+            field(out, "certificate", format!("{name}{validity}"))?;
+            for problem in &certificate.problems {
+                writeln!(out, "  {:<18}{RED}✗{RED:#} {problem}", "")?;
+            }
+        }
+    }
+    if let Some(max) = project.max_asset_bytes {
+        field(
+            out,
+            "max asset size",
+            format!("{} ({max} bytes)", human_bytes(max)),
+        )?;
+    }
+    if let Some(created_at) = &project.created_at {
+        field(out, "created", created_at)?;
+    }
+    Ok(())
+}
+
+impl Render for ProjectDetails {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "Project {BOLD}{}{BOLD:#} ({} / {})",
+            self.project.reference, self.project.app, self.project.environment
+        )?;
+        render_project_details(out, self)
+    }
+}
+
+impl Render for ProjectUpdated {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let project = &self.0.project;
+        writeln!(
+            out,
+            "{GREEN}✓{GREEN:#} Updated project {BOLD}{}{BOLD:#} ({} / {})",
+            project.reference, project.app, project.environment
+        )?;
+        render_project_details(out, &self.0)?;
+        if project.require_signing {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "The server now refuses unsigned updates: deploy with OTAGO_PRIVATE_KEY set to the certificate's private key."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for ProjectDeleted {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{GREEN}✓{GREEN:#} Deleted project {} ({} / {}) with its keys and update history.",
+            self.project, self.app, self.environment
+        )
     }
 }
 
@@ -585,6 +703,16 @@ impl Render for DoctorReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_yes_is_yes() {
+        for answer in ["y\n", "YES\n", " yes "] {
+            assert!(is_yes(answer), "{answer:?}");
+        }
+        for answer in ["", "\n", "n\n", "yep\n", "no"] {
+            assert!(!is_yes(answer), "{answer:?}");
+        }
+    }
 
     #[test]
     fn sizes_are_human() {

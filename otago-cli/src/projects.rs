@@ -1,10 +1,17 @@
-//! `otago projects ...` and `otago keys ...`: thin calls of the management API.
+//! `otago projects ...` and `otago keys ...`: thin calls of the management API. A certificate
+//! given to `projects update` is judged by otago-core before it is sent.
 
+use std::path::Path;
+use std::time::SystemTime;
+
+use otago_core::{CertificateProblem, CertificateReport, SigningCertificate, Timestamp};
 use serde::Serialize;
 
-use crate::client::{ApiKey, Client, CreatedKey, Project};
-use crate::error::Result;
-use crate::settings::{Credential, ServerSettings};
+use crate::client::{ApiKey, Client, CreatedKey, Project, ProjectPatch};
+use crate::doctor::EXPIRY_WARNING_DAYS;
+use crate::error::{CliError, Result};
+use crate::output::Printer;
+use crate::settings::{CertificateChange, Credential, ProjectUpdateSettings, ServerSettings};
 
 /// A created project, with the app.json snippet that points an app at it.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +28,47 @@ pub struct ProjectCreated {
 pub struct ProjectList {
     /// Projects.
     pub projects: Vec<Project>,
+}
+
+/// A project's certificate as the expo-updates client would judge it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateSummary {
+    /// The subject's common name, if any.
+    pub common_name: Option<String>,
+    /// End of validity, `YYYY-MM-DDTHH:mm:ss.sssZ` (`None` when unreadable).
+    pub valid_until: Option<String>,
+    /// Whole days until then; negative once expired (`None` when unreadable).
+    pub days_until_expiry: Option<i64>,
+    /// What clients would refuse about it now (e.g. that it expired); empty when fine.
+    pub problems: Vec<String>,
+}
+
+/// A project and a summary of its certificate: what `otago projects show` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectDetails {
+    /// The project as the server describes it.
+    #[serde(flatten)]
+    pub project: Project,
+    /// The certificate in `certificate_pem`, judged; `None` when the project has none.
+    pub certificate: Option<CertificateSummary>,
+}
+
+/// What `otago projects update` prints: the project as it is after the change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct ProjectUpdated(pub ProjectDetails);
+
+/// A deleted project.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectDeleted {
+    /// Project ref.
+    pub project: String,
+    /// Its app name.
+    pub app: String,
+    /// Its environment.
+    pub environment: String,
+    /// Always `true`.
+    pub deleted: bool,
 }
 
 /// A created API key; `key` is the secret to use as OTAGO_API_KEY, shown only now.
@@ -100,6 +148,190 @@ pub async fn list_projects(server: &ServerSettings) -> Result<ProjectList> {
     Ok(ProjectList { projects })
 }
 
+/// `otago projects show`.
+///
+/// # Errors
+/// The server's error (404 for an unknown ref).
+pub async fn show_project(
+    server: &ServerSettings,
+    reference: &str,
+    now: SystemTime,
+) -> Result<ProjectDetails> {
+    let project = client(server, Credential::AdminFirst)?
+        .project(reference)
+        .await
+        .map_err(with_cli_hint)?;
+    Ok(details(project, now))
+}
+
+/// `otago projects update`: reads and checks a new certificate, then sends the change.
+///
+/// # Errors
+/// [`CliError::Io`] or [`CliError::Core`] for an unreadable certificate file,
+/// [`CliError::Signing`] for one devices would refuse (nothing is sent then), or the server's
+/// error (e.g. `certificate_required` for signing without a certificate).
+pub async fn update_project(
+    settings: &ProjectUpdateSettings,
+    server: &ServerSettings,
+    printer: &Printer,
+    now: SystemTime,
+) -> Result<ProjectUpdated> {
+    let certificate_pem = match &settings.certificate {
+        CertificateChange::Keep => None,
+        CertificateChange::Remove => Some(None),
+        CertificateChange::Set(path) => {
+            let (pem, report) = read_certificate(path, now)?;
+            if report.days_until_expiry < EXPIRY_WARNING_DAYS {
+                printer.warn(format!(
+                    "{} expires in {} days; after that devices refuse every update signed with it, so plan a new certificate, a new build and a new runtime version",
+                    path.display(),
+                    report.days_until_expiry
+                ));
+            }
+            Some(Some(pem))
+        }
+    };
+    let patch = ProjectPatch {
+        require_signing: settings.require_signing,
+        certificate_pem,
+        max_asset_bytes: settings.max_asset_bytes,
+    };
+    let project = client(server, Credential::AdminFirst)?
+        .update_project(&settings.project, &patch)
+        .await
+        .map_err(with_cli_hint)?;
+    Ok(ProjectUpdated(details(project, now)))
+}
+
+/// Reads a certificate file and refuses it unless the expo-updates client would accept it at
+/// `now` (code signing usages, validity period, self-signed). Returns the PEM text to send.
+///
+/// # Errors
+/// [`CliError::Io`] when the file cannot be read, [`CliError::Core`] when it is not one PEM
+/// certificate with an RSA key, [`CliError::Signing`] naming every problem and what to do.
+pub fn read_certificate(path: &Path, now: SystemTime) -> Result<(String, CertificateReport)> {
+    let pem = std::fs::read_to_string(path).map_err(CliError::io("read the certificate", path))?;
+    let certificate = SigningCertificate::from_pem(&pem)
+        .map_err(CliError::core(format!("reading {}", path.display())))?;
+    let report = certificate.report(now);
+    if !report.is_ok() {
+        return Err(refused_certificate(path, &report.problems));
+    }
+    Ok((pem, report))
+}
+
+fn refused_certificate(path: &Path, problems: &[CertificateProblem]) -> CliError {
+    let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let mut hints: Vec<&str> = Vec::new();
+    for problem in problems {
+        if !hints.contains(&problem.hint()) {
+            hints.push(problem.hint());
+        }
+    }
+    CliError::Signing {
+        reason: format!(
+            "{} cannot be the project's certificate, since devices would refuse it: {}; {}. Nothing was changed",
+            path.display(),
+            found.join(", and "),
+            hints.join("; ")
+        ),
+    }
+}
+
+/// The server's hints speak of JSON fields and API paths; on the command line, name the
+/// flags and commands instead.
+fn with_cli_hint(mut err: CliError) -> CliError {
+    if let CliError::Api { code, hint, .. } = &mut err {
+        let cli_hint = match code.as_str() {
+            "certificate_required" => {
+                "pass --certificate with the app's certificate.pem in the same command; to remove the certificate, turn signing off with --require-signing false"
+            }
+            "project_not_found" => "check the ref with `otago projects list`",
+            _ => return err,
+        };
+        cli_hint.clone_into(hint);
+    }
+    err
+}
+
+fn details(project: Project, now: SystemTime) -> ProjectDetails {
+    let certificate = project
+        .certificate_pem
+        .as_deref()
+        .map(|pem| certificate_summary(pem, now));
+    ProjectDetails {
+        project,
+        certificate,
+    }
+}
+
+/// Judges a project's certificate at `now`.
+#[must_use]
+pub fn certificate_summary(pem: &str, now: SystemTime) -> CertificateSummary {
+    match SigningCertificate::from_pem(pem) {
+        Ok(certificate) => {
+            let report = certificate.report(now);
+            CertificateSummary {
+                valid_until: Timestamp::from_system_time(report.not_after)
+                    .ok()
+                    .map(|t| t.to_string()),
+                days_until_expiry: Some(report.days_until_expiry),
+                problems: report.problems.iter().map(ToString::to_string).collect(),
+                common_name: report.common_name,
+            }
+        }
+        Err(err) => CertificateSummary {
+            common_name: None,
+            valid_until: None,
+            days_until_expiry: None,
+            problems: vec![err.to_string()],
+        },
+    }
+}
+
+/// `otago projects delete`. Without `confirmed` (`--yes`) it asks on the terminal, and
+/// refuses when there is none to ask on.
+///
+/// # Errors
+/// [`CliError::Usage`] when not confirmed, or the server's error (404 for an unknown ref,
+/// 403 for a project key: deleting needs the admin token).
+pub async fn delete_project(
+    server: &ServerSettings,
+    reference: &str,
+    confirmed: bool,
+    printer: &Printer,
+) -> Result<ProjectDeleted> {
+    if !confirmed && !printer.can_ask() {
+        return Err(CliError::Usage {
+            reason: format!(
+                "deleting project {reference} needs confirmation, but stdin is not a terminal to ask on; pass --yes to delete it"
+            ),
+        });
+    }
+    let client = client(server, Credential::AdminFirst)?;
+    let project = client.project(reference).await.map_err(with_cli_hint)?;
+    if !confirmed {
+        let question = format!(
+            "Delete project {} ({} / {}) with its keys and update history? Apps pointed at {} get no more updates from it. This cannot be undone.",
+            project.reference, project.app, project.environment, project.update_url
+        );
+        if !printer.confirm(question)? {
+            return Err(CliError::Usage {
+                reason: format!(
+                    "project {reference} was not deleted (the answer was not yes); pass --yes to delete without asking"
+                ),
+            });
+        }
+    }
+    client.delete_project(&project.reference).await?;
+    Ok(ProjectDeleted {
+        project: project.reference,
+        app: project.app,
+        environment: project.environment,
+        deleted: true,
+    })
+}
+
 /// `otago keys create`.
 ///
 /// # Errors
@@ -153,4 +385,60 @@ pub async fn revoke_key(
         id: key_id.to_owned(),
         revoked: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The Expo SDK 56 fixture's certificate (read in place).
+    fn fixture_certificate() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/expo-sdk56/certs/certificate.pem"
+        ))
+        .expect("the fixture certificate")
+    }
+
+    #[test]
+    fn certificate_summaries_judge_at_the_given_time() {
+        let now = SystemTime::now();
+        let pem = fixture_certificate();
+        let fine = certificate_summary(&pem, now);
+        assert!(fine.problems.is_empty(), "{fine:?}");
+        assert!(fine.valid_until.is_some());
+        let days = fine.days_until_expiry.unwrap();
+        let later = now + Duration::from_secs(u64::try_from(days + 2).unwrap() * 86_400);
+        let expired = certificate_summary(&pem, later);
+        assert!(
+            expired.problems.iter().any(|p| p.contains("expired")),
+            "{expired:?}"
+        );
+        let unreadable = certificate_summary("not a certificate", now);
+        assert_eq!(unreadable.days_until_expiry, None);
+        assert_eq!(unreadable.problems.len(), 1);
+    }
+
+    #[test]
+    fn refusals_name_every_problem_and_each_fix_once() {
+        let err = refused_certificate(
+            Path::new("cert.pem"),
+            &[
+                CertificateProblem::MissingDigitalSignature,
+                CertificateProblem::MissingCodeSigning,
+            ],
+        )
+        .to_string();
+        assert!(
+            err.contains("cert.pem cannot be the project's certificate"),
+            "{err}"
+        );
+        assert!(
+            err.contains("Digital Signature") && err.contains("Code Signing"),
+            "{err}"
+        );
+        assert_eq!(err.matches("codesigning:generate").count(), 1, "{err}");
+    }
 }

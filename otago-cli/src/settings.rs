@@ -11,8 +11,8 @@ use otago_core::Platform;
 
 use crate::args::{
     Args, CodesigningCommand, CodesigningGenerateArgs, ColorArg, Command, DeployArgs, DoctorArgs,
-    EnvFileArgs, KeysCommand, PlatformArg, ProjectsCommand, RollbackArgs, RolloutArgs,
-    UpdatesCommand,
+    EnvFileArgs, KeysCommand, PlatformArg, ProjectsCommand, ProjectsUpdateArgs, RollbackArgs,
+    RolloutArgs, UpdatesCommand,
 };
 use crate::error::{CliError, Result};
 
@@ -268,6 +268,30 @@ pub struct RolloutSettings {
     pub runtime_version: Option<String>,
 }
 
+/// What `otago projects update` does with the project's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateChange {
+    /// Leave it as it is.
+    Keep,
+    /// Set it to the certificate in this PEM file (checked before sending).
+    Set(PathBuf),
+    /// Remove it.
+    Remove,
+}
+
+/// `otago projects update`, checked: at least one setting changes.
+#[derive(Debug, Clone)]
+pub struct ProjectUpdateSettings {
+    /// Project ref.
+    pub project: String,
+    /// New `require_signing`, if given.
+    pub require_signing: Option<bool>,
+    /// The certificate change.
+    pub certificate: CertificateChange,
+    /// New `max_asset_bytes`, if given.
+    pub max_asset_bytes: Option<u64>,
+}
+
 /// `otago codesigning generate`, checked.
 #[derive(Debug, Clone)]
 pub struct CodesigningSettings {
@@ -293,6 +317,20 @@ pub enum CommandSettings {
     },
     /// `projects list`.
     ProjectsList,
+    /// `projects show`.
+    ProjectsShow {
+        /// Project ref.
+        project: String,
+    },
+    /// `projects update`.
+    ProjectsUpdate(ProjectUpdateSettings),
+    /// `projects delete`.
+    ProjectsDelete {
+        /// Project ref.
+        project: String,
+        /// `--yes`: delete without asking.
+        confirmed: bool,
+    },
     /// `keys create`.
     KeysCreate {
         /// Project ref.
@@ -372,6 +410,18 @@ impl Settings {
                 }
             }
             Command::Projects(ProjectsCommand::List) => CommandSettings::ProjectsList,
+            Command::Projects(ProjectsCommand::Show { project }) => CommandSettings::ProjectsShow {
+                project: project_ref(&project.project)?,
+            },
+            Command::Projects(ProjectsCommand::Update(update)) => {
+                CommandSettings::ProjectsUpdate(project_update_settings(update)?)
+            }
+            Command::Projects(ProjectsCommand::Delete { project, yes }) => {
+                CommandSettings::ProjectsDelete {
+                    project: project_ref(&project.project)?,
+                    confirmed: yes,
+                }
+            }
             Command::Keys(KeysCommand::Create {
                 project,
                 name: key_name,
@@ -507,6 +557,43 @@ fn rollout_settings(args: RolloutArgs) -> Result<RolloutSettings> {
             .runtime_version
             .map(|rv| non_empty("--runtime-version", &rv))
             .transpose()?,
+    })
+}
+
+fn project_update_settings(args: ProjectsUpdateArgs) -> Result<ProjectUpdateSettings> {
+    let certificate = match (args.certificate, args.no_certificate) {
+        (Some(path), false) => {
+            if path.as_os_str().is_empty() {
+                return Err(CliError::InvalidSetting {
+                    name: "--certificate".to_owned(),
+                    value: String::new(),
+                    reason: "give the path of the app's certificate.pem".to_owned(),
+                });
+            }
+            CertificateChange::Set(path)
+        }
+        (None, true) => CertificateChange::Remove,
+        (None, false) => CertificateChange::Keep,
+        // clap refuses the pair already; kept for callers that build args by hand.
+        (Some(_), true) => {
+            return Err(CliError::Usage {
+                reason: "give at most one of --certificate FILE and --no-certificate".to_owned(),
+            });
+        }
+    };
+    if args.require_signing.is_none()
+        && certificate == CertificateChange::Keep
+        && args.max_asset_bytes.is_none()
+    {
+        return Err(CliError::Usage {
+            reason: "nothing to change: give at least one of --require-signing, --certificate, --no-certificate and --max-asset-bytes".to_owned(),
+        });
+    }
+    Ok(ProjectUpdateSettings {
+        project: project_ref(&args.project.project)?,
+        require_signing: args.require_signing,
+        certificate,
+        max_asset_bytes: args.max_asset_bytes,
     })
 }
 

@@ -254,3 +254,45 @@ fn doctor_names_an_unreachable_server_and_a_missing_expo_updates() {
     assert_fails(&report, "server", &["cannot reach"]);
     assert_fails(&report, "expo-updates", &["not installed", "npm install"]);
 }
+
+#[test]
+fn doctor_names_the_command_that_requires_signing() {
+    let project = Project::create("doctor");
+    let dir = app_dir(&project, |_| {});
+    let (code, report) = doctor(&project, &dir, &project.key_env());
+    assert_eq!(code, 0, "a warning does not fail the run: {report:#}");
+    let found = check(&report, "certificate-project");
+    assert_eq!(found["status"], "warn", "{found:#}");
+    let certificate = dir.path().join("certs/certificate.pem");
+    let command = format!(
+        "otago projects update --project {} --require-signing true --certificate {}",
+        project.reference,
+        certificate.display()
+    );
+    let fix = found["fix"].as_str().unwrap();
+    assert!(fix.contains(&command), "`{command}` not in {fix}");
+
+    // Running it makes the check pass.
+    project
+        .run(
+            &[
+                "projects",
+                "update",
+                "--project",
+                &project.reference,
+                "--require-signing",
+                "true",
+                "--certificate",
+                &certificate.to_string_lossy(),
+            ],
+            &project.admin_env(),
+        )
+        .ok();
+    let (code, report) = doctor(&project, &dir, &project.key_env());
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        check(&report, "certificate-project")["status"],
+        "pass",
+        "{report:#}"
+    );
+}
