@@ -56,8 +56,9 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             "the example app is already published as"
         };
         println!(
-            "Demo: {what} project {} (example/production, signed with a TEST key).",
-            outcome.project_ref
+            "Demo: {what} project {} (example/production, signed with a TEST key).\nIts update URL (an app's `updates.url`): {}",
+            outcome.project_ref,
+            opened.state.config().update_url(&outcome.project_ref)
         );
         println!(
             "Fetch its manifest as an Expo app would:\n\n{}\n",
