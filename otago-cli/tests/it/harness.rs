@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use otago_cli::client::{Client, Part, ProtocolRequest, ProtocolResponse, split_multipart};
+use otago_cli::client::{Client, ProtocolRequest, ProtocolResponse};
 use otago_core::{Platform, SignatureHeader};
 use serde_json::Value;
 
@@ -385,4 +385,107 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
             std::fs::set_permissions(&target, permissions).expect("chmod");
         }
     }
+}
+
+/// One part of a `multipart/mixed` protocol answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Part {
+    /// The `name` of its `content-disposition`, e.g. `manifest`.
+    pub(crate) name: String,
+    /// Its headers, names lowercased.
+    pub(crate) headers: Vec<(String, String)>,
+    /// Its body bytes.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Part {
+    /// A part header's value.
+    #[must_use]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits a `multipart/mixed` body (CRLF framing, as the protocol sends it) into parts.
+///
+/// Test-only: the CLI itself never reads multipart answers.
+pub(crate) fn split_multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
+    let bad = |reason: &str| reason.to_owned();
+    let boundary = content_type
+        .split(';')
+        .filter_map(|param| param.trim().strip_prefix("boundary="))
+        .next()
+        .map(|b| b.trim_matches('"'))
+        .ok_or_else(|| bad("multipart answer without a boundary"))?;
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let delimiter = format!("--{boundary}");
+    let text = body;
+    let mut parts = Vec::new();
+    let positions: Vec<usize> = find_all(text, delimiter.as_bytes());
+    if positions.is_empty() {
+        return Err(bad("multipart answer without a delimiter"));
+    }
+    for window in positions.windows(2) {
+        let start = window[0] + delimiter.len();
+        let end = window[1];
+        let chunk = &text[start..end];
+        let chunk = chunk.strip_prefix(b"\r\n").unwrap_or(chunk);
+        let chunk = chunk.strip_suffix(b"\r\n").unwrap_or(chunk);
+        let split = find_all(chunk, b"\r\n\r\n")
+            .first()
+            .copied()
+            .ok_or_else(|| bad("multipart part without a blank line after its headers"))?;
+        let header_text = String::from_utf8_lossy(&chunk[..split]);
+        let headers: Vec<(String, String)> = header_text
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let name = headers
+            .iter()
+            .find(|(n, _)| n == "content-disposition")
+            .and_then(|(_, v)| {
+                v.split(';')
+                    .filter_map(|p| p.trim().strip_prefix("name="))
+                    .next()
+                    .map(|n| n.trim_matches('"').to_owned())
+            })
+            .unwrap_or_default();
+        parts.push(Part {
+            name,
+            headers,
+            body: chunk[split + 4..].to_vec(),
+        });
+    }
+    Ok(parts)
+}
+
+fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return Vec::new();
+    }
+    (0..=haystack.len() - needle.len())
+        .filter(|&i| &haystack[i..i + needle.len()] == needle)
+        .collect()
+}
+
+#[test]
+fn multipart_bodies_split_into_named_parts() {
+    let body = b"--B\r\ncontent-disposition: inline; name=\"manifest\"\r\ncontent-type: application/json\r\nexpo-signature: sig=\"x\"\r\n\r\n{\"id\":1}\r\n--B\r\ncontent-disposition: inline; name=\"extensions\"\r\n\r\n{}\r\n--B--\r\n";
+    let parts = split_multipart("multipart/mixed; boundary=B", body).unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].name, "manifest");
+    assert_eq!(parts[0].body, b"{\"id\":1}");
+    assert_eq!(parts[0].header("Expo-Signature"), Some("sig=\"x\""));
+    assert_eq!(parts[1].name, "extensions");
+    assert!(
+        split_multipart("multipart/mixed; boundary=B", b"")
+            .unwrap()
+            .is_empty()
+    );
 }
