@@ -25,6 +25,31 @@ pub fn asset_key(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
 }
 
+/// [`asset_hash`] and [`asset_key`] computed incrementally, for bytes that arrive in pieces
+/// (an upload streamed to disk) and should never be held whole in memory.
+#[derive(Debug, Clone, Default)]
+pub struct AssetHasher {
+    sha256: Sha256,
+    md5: Md5,
+}
+
+impl AssetHasher {
+    /// Feeds the next piece of the bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        self.md5.update(bytes);
+    }
+
+    /// `(hash, key)` of everything fed, as [`asset_hash`] and [`asset_key`] give them.
+    #[must_use]
+    pub fn finish(self) -> (String, String) {
+        (
+            URL_SAFE_NO_PAD.encode(self.sha256.finalize()),
+            hex::encode(self.md5.finalize()),
+        )
+    }
+}
+
 /// Whether `hash` has the shape of an asset hash: 43 characters of the base64url alphabet.
 #[must_use]
 pub fn is_asset_hash(hash: &str) -> bool {
@@ -127,6 +152,14 @@ mod tests {
         assert!(!is_asset_hash(
             "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
         ));
+    }
+
+    #[test]
+    fn incremental_hashing_agrees_with_whole_bytes() {
+        let mut hasher = AssetHasher::default();
+        hasher.update(b"ab");
+        hasher.update(b"c");
+        assert_eq!(hasher.finish(), (asset_hash(b"abc"), asset_key(b"abc")));
     }
 
     #[test]

@@ -84,8 +84,8 @@ pub use app_config::{
     Finding, FindingCode, Severity, check_app_config, expo_config, parse_app_config,
 };
 pub use asset::{
-    AssetDescription, LAUNCH_ASSET_CONTENT_TYPE, asset_hash, asset_key, check_safe_file_name,
-    content_type_for_extension, dotted_extension, is_asset_hash,
+    AssetDescription, AssetHasher, LAUNCH_ASSET_CONTENT_TYPE, asset_hash, asset_key,
+    check_safe_file_name, content_type_for_extension, dotted_extension, is_asset_hash,
 };
 pub use directive::{Directive, RollBackParameters};
 pub use eas::{EasBuildProfile, EasJson, EasPlatformOverrides, merge_eas_env};

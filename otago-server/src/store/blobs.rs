@@ -8,12 +8,8 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use md5::Md5;
-use otago_core::is_asset_hash;
-use sha2::{Digest as _, Sha256};
+use otago_core::{AssetHasher, is_asset_hash};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio_util::io::ReaderStream;
 
@@ -41,32 +37,6 @@ impl Drop for TempFile {
         if let Some(path) = self.0.take() {
             let _ = std::fs::remove_file(path);
         }
-    }
-}
-
-/// Incremental hashes of an asset: the manifest `hash` (SHA-256) and `key` (MD5).
-#[derive(Default)]
-pub(crate) struct AssetHasher {
-    sha256: Sha256,
-    md5: Md5,
-}
-
-impl AssetHasher {
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.sha256.update(bytes);
-        self.md5.update(bytes);
-    }
-
-    /// `(hash, key)` as otago-core's `asset_hash` and `asset_key` compute them.
-    pub(crate) fn finish(self) -> (String, String) {
-        let hash = URL_SAFE_NO_PAD.encode(self.sha256.finalize());
-        let key = self
-            .md5
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (hash, key)
     }
 }
 
@@ -318,20 +288,6 @@ mod tests {
 
     fn body(parts: Vec<&'static [u8]>) -> ByteStream {
         futures_util::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
-    }
-
-    #[test]
-    fn hasher_agrees_with_core() {
-        let mut hasher = AssetHasher::default();
-        hasher.update(b"ab");
-        hasher.update(b"c");
-        assert_eq!(
-            hasher.finish(),
-            (
-                otago_core::asset_hash(b"abc"),
-                otago_core::asset_key(b"abc")
-            )
-        );
     }
 
     #[tokio::test]
