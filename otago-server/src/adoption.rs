@@ -14,6 +14,8 @@ use crate::store::{AdoptionCount, MetaStore, StoreResult};
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// A counter's key. Its fields hash like [`CountKeyRef`]'s (a `String` hashes as its `str`),
+/// so a request finds its counter without allocating.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CountKey {
     project_ref: String,
@@ -23,9 +25,44 @@ struct CountKey {
     current_update_id: String,
 }
 
+/// [`CountKey`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CountKeyRef<'a> {
+    project_ref: &'a str,
+    hour_start_ms: i64,
+    platform: Platform,
+    runtime_version: &'a str,
+    current_update_id: &'a str,
+}
+
+impl hashbrown::Equivalent<CountKey> for CountKeyRef<'_> {
+    fn equivalent(&self, key: &CountKey) -> bool {
+        *self
+            == CountKeyRef {
+                project_ref: &key.project_ref,
+                hour_start_ms: key.hour_start_ms,
+                platform: key.platform,
+                runtime_version: &key.runtime_version,
+                current_update_id: &key.current_update_id,
+            }
+    }
+}
+
+impl CountKeyRef<'_> {
+    fn to_owned(self) -> CountKey {
+        CountKey {
+            project_ref: self.project_ref.to_owned(),
+            hour_start_ms: self.hour_start_ms,
+            platform: self.platform,
+            runtime_version: self.runtime_version.to_owned(),
+            current_update_id: self.current_update_id.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Pending {
-    counts: HashMap<CountKey, u64>,
+    counts: hashbrown::HashMap<CountKey, u64>,
     key_uses: HashMap<String, Timestamp>,
 }
 
@@ -66,12 +103,12 @@ impl Recorder {
 
     /// Counts one manifest request; dropped (and counted as dropped) when the map is full.
     pub(crate) fn manifest_request(&self, hit: ManifestHit<'_>) {
-        let key = CountKey {
-            project_ref: hit.project_ref.to_owned(),
+        let key = CountKeyRef {
+            project_ref: hit.project_ref,
             hour_start_ms: hit.at_ms - hit.at_ms.rem_euclid(HOUR_MS),
             platform: hit.platform,
-            runtime_version: hit.runtime_version.to_owned(),
-            current_update_id: hit.current_update_id.to_owned(),
+            runtime_version: hit.runtime_version,
+            current_update_id: hit.current_update_id,
         };
         let mut pending = self.lock();
         let full = pending.counts.len() >= self.capacity;
@@ -81,7 +118,7 @@ impl Recorder {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
             None => {
-                pending.counts.insert(key, 1);
+                pending.counts.insert(key.to_owned(), 1);
             }
         }
     }
@@ -143,6 +180,8 @@ impl Recorder {
         for (key, count) in taken.counts {
             if pending.counts.len() < self.capacity || pending.counts.contains_key(&key) {
                 *pending.counts.entry(key).or_default() += count;
+            } else {
+                self.dropped.fetch_add(count, Ordering::Relaxed);
             }
         }
         for (id, at) in taken.key_uses {

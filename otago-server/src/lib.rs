@@ -44,6 +44,7 @@ mod check;
 mod compressor;
 pub mod config;
 mod demo;
+mod dispatch;
 mod error;
 mod extract;
 mod ids;

@@ -1,9 +1,7 @@
 //! Prometheus metrics, rendered by hand: requests by route and status, manifest answers by
 //! kind, asset bytes served, adoption counts dropped.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -20,25 +18,68 @@ const KINDS: [DecisionKind; 4] = [
     DecisionKind::NoUpdate,
 ];
 
-/// The server's counters.
-#[derive(Debug, Default)]
+/// Status codes counted one by one; any other counts as `other`.
+const STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
+const STATUS_SLOTS: usize = 501;
+/// The route label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// The server's counters: lock-free, so counting costs a request one atomic add.
+#[derive(Debug)]
 pub(crate) struct Metrics {
-    requests: Mutex<HashMap<String, HashMap<u16, u64>>>,
+    /// Every route pattern, sorted, then [`UNMATCHED`] (never raw paths: bounded labels).
+    routes: Vec<&'static str>,
+    /// `routes.len()` rows of [`STATUS_SLOTS`] counters (the last slot: any other status).
+    requests: Box<[AtomicU64]>,
     answers: [AtomicU64; 4],
     asset_bytes: AtomicU64,
 }
 
-impl Metrics {
-    fn request(&self, route: &str, status: u16) {
-        let mut requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(by_status) = requests.get_mut(route) {
-            *by_status.entry(status).or_default() += 1;
-        } else {
-            requests.insert(route.to_owned(), HashMap::from([(status, 1)]));
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut routes: Vec<&'static str> = crate::routes::all_routes()
+            .into_iter()
+            .map(|(_, path)| path)
+            .collect();
+        routes.sort_unstable();
+        routes.dedup();
+        routes.push(UNMATCHED);
+        let requests = (0..routes.len() * STATUS_SLOTS)
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Self {
+            routes,
+            requests,
+            answers: Default::default(),
+            asset_bytes: AtomicU64::new(0),
         }
+    }
+}
+
+/// A route's row in the request counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteIndex(usize);
+
+impl Metrics {
+    /// The row of a route pattern (as axum's `MatchedPath` spells it); unknown ones count as
+    /// unmatched.
+    pub(crate) fn route(&self, pattern: Option<&str>) -> RouteIndex {
+        let known = &self.routes[..self.routes.len() - 1];
+        RouteIndex(
+            pattern
+                .and_then(|pattern| known.binary_search(&pattern).ok())
+                .unwrap_or(known.len()),
+        )
+    }
+
+    /// Counts a request by route and status.
+    pub(crate) fn request(&self, route: RouteIndex, status: u16) {
+        let slot = if STATUSES.contains(&status) {
+            usize::from(status - STATUSES.start())
+        } else {
+            STATUS_SLOTS - 1
+        };
+        self.requests[route.0 * STATUS_SLOTS + slot].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a manifest answer.
@@ -58,25 +99,22 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP otago_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE otago_http_requests_total counter\n");
-        {
-            let requests = self
-                .requests
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut rows: Vec<(&String, u16, u64)> = requests
-                .iter()
-                .flat_map(|(route, by_status)| {
-                    by_status
-                        .iter()
-                        .map(move |(&status, &n)| (route, status, n))
-                })
-                .collect();
-            rows.sort();
-            for (route, status, n) in rows {
-                let _ = writeln!(
+        for (row, route) in self.requests.chunks_exact(STATUS_SLOTS).zip(&self.routes) {
+            for (slot, count) in row.iter().enumerate() {
+                let n = count.load(Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let _ = write!(
                     out,
-                    "otago_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    "otago_http_requests_total{{route=\"{route}\",status=\""
                 );
+                if slot == STATUS_SLOTS - 1 {
+                    out.push_str("other");
+                } else {
+                    let _ = write!(out, "{}", usize::from(*STATUSES.start()) + slot);
+                }
+                let _ = writeln!(out, "\"}} {n}");
             }
         }
         out.push_str("# HELP otago_manifest_answers_total Manifest endpoint answers by kind.\n");
@@ -105,11 +143,13 @@ impl Metrics {
 
 /// Middleware counting each request by its route pattern (never the raw path) and status.
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let route = state.metrics.route(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
     let response = next.run(request).await;
-    state.metrics.request(&route, response.status().as_u16());
+    state.metrics.request(route, response.status().as_u16());
     response
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
@@ -25,7 +24,7 @@ pub(crate) async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StoreError> {
-    let app = crate::router(state.clone());
+    let app = crate::dispatch::Dispatch::new(state.clone(), crate::router(state.clone()));
     let flusher = state.spawn_flusher();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -48,8 +47,7 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), app.clone()));
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
                         tracing::debug!(error = %err, "connection ended with an error");

@@ -82,21 +82,33 @@ impl AssetCache {
     }
 }
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share. Cheap to clone: one reference count, so cloning it per request
+/// does not bounce a cache line per field between cores.
 #[derive(Clone)]
-pub struct AppState {
-    pub(crate) config: Arc<ServerConfig>,
+pub struct AppState(Arc<Shared>);
+
+/// What an [`AppState`] points to; its parts are internal to the server.
+pub struct Shared {
+    pub(crate) config: ServerConfig,
     pub(crate) meta: Arc<dyn MetaStore>,
     pub(crate) blobs: Arc<dyn BlobStore>,
-    pub(crate) live: Arc<LiveMap>,
+    pub(crate) live: LiveMap,
     pub(crate) assets: Arc<AssetCache>,
-    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) recorder: Recorder,
     pub(crate) compressor: Compressor,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) metrics: Metrics,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin_token_hash: [u8; 32],
     /// Publishes, rollout changes and reverts run one at a time.
-    pub(crate) publish_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) publish_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -180,7 +192,7 @@ impl AppState {
                 }
             },
         };
-        let live = Arc::new(LiveMap::default());
+        let live = LiveMap::default();
         live.load(meta.as_ref()).await.map_err(store_error)?;
         let assets = Arc::new(AssetCache::default());
         let compressor = Compressor::start(
@@ -192,19 +204,19 @@ impl AppState {
         for hash in meta.uncompressed_assets().await.map_err(store_error)? {
             compressor.enqueue(hash);
         }
-        let state = Self {
-            recorder: Arc::new(Recorder::new(config.adoption_capacity)),
+        let state = Self(Arc::new(Shared {
+            recorder: Recorder::new(config.adoption_capacity),
             compressor,
-            config: Arc::new(config),
+            config,
             meta,
             blobs,
             live,
             assets,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Metrics::default(),
             clock,
             admin_token_hash,
-            publish_lock: Arc::new(tokio::sync::Mutex::new(())),
-        };
+            publish_lock: tokio::sync::Mutex::new(()),
+        }));
         Ok(Opened {
             state,
             generated_admin_token,

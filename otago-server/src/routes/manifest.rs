@@ -15,13 +15,25 @@ use crate::error::ApiResult;
 use crate::live::LiveChannel;
 use crate::state::AppState;
 
+/// The axum handler (for [`crate::protocol_router`]); the server's own accept loop calls
+/// [`respond`] directly.
 pub(crate) async fn manifest(
     State(state): State<AppState>,
     Path(project_ref): Path<String>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    match answer(&state, &project_ref, &method, &headers) {
+    respond(&state, &project_ref, &method, &headers)
+}
+
+/// The answer to a manifest request, errors included (with the protocol headers).
+pub(crate) fn respond(
+    state: &AppState,
+    project_ref: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    match answer(state, project_ref, method, headers) {
         Ok(response) => response,
         Err(err) => {
             let mut response = err.into_response();
