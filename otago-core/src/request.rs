@@ -5,6 +5,7 @@
 //! an oversized value, or 406 when nothing in `accept` can be served), or an
 //! [`Error::MethodNotAllowed`] (405).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::{Error, Platform, Result};
@@ -174,7 +175,12 @@ fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
     let text = std::str::from_utf8(raw)
         .map_err(|_| bad(name, "the value is not UTF-8; send ASCII text"))?;
     let text = text.trim_matches([' ', '\t']);
-    if text.chars().any(char::is_control) {
+    let has_control = if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
+    };
+    if has_control {
         return Err(bad(
             name,
             "the value contains control characters; send printable text on one line",
@@ -183,23 +189,24 @@ fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
     Ok(text)
 }
 
-/// The values of the headers the protocol reads, repeats already joined or refused.
+/// The values of the headers the protocol reads, repeats already joined or refused. Values
+/// are borrowed from the request; only joined repeats are copied.
 #[derive(Default)]
-struct Collected {
-    values: [Option<String>; FIELDS.len()],
+struct Collected<'v> {
+    values: [Option<Cow<'v, str>>; FIELDS.len()],
 }
 
-impl Collected {
+impl<'v> Collected<'v> {
     fn get(&self, field: Field) -> Option<&str> {
         let index = FIELDS.iter().position(|&(_, f)| f == field)?;
         self.values[index].as_deref()
     }
 
-    fn add(&mut self, index: usize, raw: &[u8]) -> Result<()> {
+    fn add(&mut self, index: usize, raw: &'v [u8]) -> Result<()> {
         let (name, field) = FIELDS[index];
         let text = header_text(name, raw)?;
         match &mut self.values[index] {
-            slot @ None => *slot = Some(text.to_owned()),
+            slot @ None => *slot = Some(Cow::Borrowed(text)),
             Some(_) if !field.is_list() => {
                 return Err(bad(name, "the header is sent more than once; send it once"));
             }
@@ -213,6 +220,7 @@ impl Collected {
                         status: 431,
                     });
                 }
+                let joined = joined.to_mut();
                 joined.push_str(", ");
                 joined.push_str(text);
             }

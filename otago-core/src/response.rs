@@ -37,6 +37,8 @@ pub struct RenderedResponse {
     status: u16,
     headers: Vec<(&'static str, String)>,
     body: Bytes,
+    /// Position in [`PreparedUpdates::responses`] (0 until numbered there).
+    index: usize,
 }
 
 impl RenderedResponse {
@@ -61,6 +63,7 @@ impl RenderedResponse {
             status,
             headers,
             body,
+            index: 0,
         }
     }
 
@@ -96,6 +99,14 @@ impl RenderedResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Its position among [`PreparedUpdates::responses`]: a server can keep its own
+    /// transport-ready copy of each response (say, a header map) in a list and find it with
+    /// this, with no lookup per request.
+    #[must_use]
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// The body (empty for 204); cloning it is cheap.
     #[must_use]
     pub fn body(&self) -> &Bytes {
@@ -127,6 +138,35 @@ enum Renderings {
     RollBackToEmbedded {
         multipart_v1: RenderedResponse,
     },
+}
+
+impl Renderings {
+    fn iter(&self) -> impl Iterator<Item = &RenderedResponse> {
+        let (manifest, directive) = match self {
+            Self::Manifest(m) => (Some(m), None),
+            Self::RollBackToEmbedded { multipart_v1 } => (None, Some(multipart_v1)),
+        };
+        manifest
+            .into_iter()
+            .flat_map(|m| m.multipart.iter().chain(&m.expo_json).chain(&m.json))
+            .chain(directive)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut RenderedResponse> {
+        let (manifest, directive) = match self {
+            Self::Manifest(m) => (Some(m), None),
+            Self::RollBackToEmbedded { multipart_v1 } => (None, Some(multipart_v1)),
+        };
+        manifest
+            .into_iter()
+            .flat_map(|m| {
+                m.multipart
+                    .iter_mut()
+                    .chain(&mut m.expo_json)
+                    .chain(&mut m.json)
+            })
+            .chain(directive)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -326,12 +366,30 @@ impl PreparedUpdates {
             signature: None,
             body: &Directive::NoUpdateAvailable.to_bytes(),
         }])?;
-        Ok(Self {
+        let mut prepared = Self {
             entries,
             runtime_version,
             no_update_available: RenderedResponse::multipart(ProtocolVersion::V1, &directive),
             no_content: RenderedResponse::new(204, ProtocolVersion::V1, None, None, Bytes::new()),
-        })
+        };
+        let every = prepared
+            .entries
+            .iter_mut()
+            .flat_map(|entry| entry.renderings.iter_mut())
+            .chain([&mut prepared.no_update_available, &mut prepared.no_content]);
+        for (index, response) in every.enumerate() {
+            response.index = index;
+        }
+        Ok(prepared)
+    }
+
+    /// Every response this can answer with, each once; the `n`th has
+    /// [`RenderedResponse::index`] `n`.
+    pub fn responses(&self) -> impl Iterator<Item = &RenderedResponse> {
+        self.entries
+            .iter()
+            .flat_map(|entry| entry.renderings.iter())
+            .chain([&self.no_update_available, &self.no_content])
     }
 
     /// The updates, newest first.

@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, RwLock};
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use bytes::Bytes;
 use otago_core::{
     AssetRequestHeaders, Platform, PreparedUpdates, PublishedUpdate, StoredSignature, UpdateId,
 };
@@ -21,16 +23,59 @@ const PREPARED_DEPTH: usize = 2;
 pub(crate) struct LiveChannel {
     /// Every response, rendered.
     pub(crate) prepared: PreparedUpdates,
+    /// The same responses as HTTP parts, by [`otago_core::RenderedResponse::index`].
+    pub(crate) wire: Vec<WireResponse>,
     /// Ids of the prepared updates (lowercase), to label adoption counts.
     pub(crate) known_ids: Vec<String>,
 }
 
+/// A rendered response with its status and headers already in `http` types, so a request
+/// only clones them.
+#[derive(Debug)]
+pub(crate) struct WireResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl LiveChannel {
+    fn new(prepared: PreparedUpdates, known_ids: Vec<String>) -> Result<Self, otago_core::Error> {
+        let wire = prepared
+            .responses()
+            .map(|rendered| {
+                let invalid = |what: String| otago_core::Error::InvalidManifest {
+                    reason: format!("a rendered response has {what}"),
+                };
+                let status = StatusCode::from_u16(rendered.status())
+                    .map_err(|_| invalid(format!("status {}", rendered.status())))?;
+                let mut headers = HeaderMap::with_capacity(rendered.headers().len());
+                for (name, value) in rendered.headers() {
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| invalid(format!("an invalid header name `{name}`")))?;
+                    let value = HeaderValue::from_str(value)
+                        .map_err(|_| invalid(format!("an invalid `{name}` value")))?;
+                    headers.append(name, value);
+                }
+                Ok(WireResponse {
+                    status,
+                    headers,
+                    body: rendered.body().clone(),
+                })
+            })
+            .collect::<Result<_, otago_core::Error>>()?;
+        Ok(Self {
+            prepared,
+            wire,
+            known_ids,
+        })
+    }
+}
+
 static EMPTY: LazyLock<Arc<LiveChannel>> = LazyLock::new(|| {
-    Arc::new(LiveChannel {
-        prepared: PreparedUpdates::new(Vec::new(), &AssetRequestHeaders::new())
-            .unwrap_or_else(|err| unreachable!("an empty channel always prepares: {err}")),
-        known_ids: Vec::new(),
-    })
+    PreparedUpdates::new(Vec::new(), &AssetRequestHeaders::new())
+        .and_then(|prepared| LiveChannel::new(prepared, Vec::new()))
+        .map(Arc::new)
+        .unwrap_or_else(|err| unreachable!("an empty channel always prepares: {err}"))
 });
 
 /// The channels of one project, by platform and runtime version.
@@ -93,10 +138,10 @@ pub(crate) fn prepare(history: &[HistoryEntry]) -> Result<LiveChannel, otago_cor
         .iter()
         .map(|entry| entry.update.id.to_ascii_lowercase())
         .collect();
-    Ok(LiveChannel {
-        prepared: PreparedUpdates::new(updates, &AssetRequestHeaders::new())?,
+    LiveChannel::new(
+        PreparedUpdates::new(updates, &AssetRequestHeaders::new())?,
         known_ids,
-    })
+    )
 }
 
 impl LiveMap {

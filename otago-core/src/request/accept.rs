@@ -31,12 +31,13 @@ fn parse_q(value: &str) -> Option<u16> {
 }
 
 /// How specifically a media range matches a format (0 = not at all) — `*/*` 1, `type/*` 2, exact 3.
+/// Media types compare case-insensitively.
 fn specificity(range: &str, format: ResponseFormat) -> u8 {
     let media_type = format.media_type();
     let top = media_type.split('/').next().unwrap_or_default();
     match range.split_once('/') {
-        _ if range == media_type => 3,
-        Some((range_top, "*")) if range_top == top => 2,
+        _ if range.eq_ignore_ascii_case(media_type) => 3,
+        Some((range_top, "*")) if range_top.eq_ignore_ascii_case(top) => 2,
         Some(("*", "*")) => 1,
         _ => 0,
     }
@@ -57,11 +58,7 @@ pub(super) fn negotiate(accept: Option<&str>) -> Result<(ResponseFormat, bool)> 
     let mut best = [(0u8, 0u16); FORMATS.len()];
     for element in accept.split(',') {
         let mut pieces = element.split(';');
-        let range = pieces
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let range = pieces.next().unwrap_or_default().trim();
         if range.is_empty() {
             continue;
         }
@@ -84,7 +81,7 @@ pub(super) fn negotiate(accept: Option<&str>) -> Result<(ResponseFormat, bool)> 
             }
         }
         for (slot, &format) in best.iter_mut().zip(&FORMATS) {
-            let specificity = specificity(&range, format);
+            let specificity = specificity(range, format);
             // A more specific range overrides; equally specific ones keep the highest q.
             if specificity > slot.0 || (specificity == slot.0 && specificity > 0 && q > slot.1) {
                 *slot = (specificity, q);
@@ -175,6 +172,18 @@ mod tests {
         assert_eq!(
             format("multipart/*;Q=0.9, text/html").unwrap(),
             (ResponseFormat::Multipart, true)
+        );
+    }
+
+    #[test]
+    fn media_ranges_match_whatever_their_case() {
+        assert_eq!(
+            format("Application/JSON, MULTIPART/Mixed;q=0").unwrap(),
+            (ResponseFormat::Json, false)
+        );
+        assert_eq!(
+            format("APPLICATION/*").unwrap(),
+            (ResponseFormat::ExpoJson, false)
         );
     }
 

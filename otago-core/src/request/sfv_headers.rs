@@ -1,11 +1,13 @@
 //! The structured (RFC 8941) request headers: `expo-expect-signature`, `expo-extra-params`
 //! and `expo-recent-failed-update-ids`, parsed and rendered.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 use sfv::{
-    BareItem, DictSerializer, Dictionary, KeyRef, List, ListEntry, ListSerializer, Parser,
-    StringRef, Version,
+    BareItemFromInput, DictSerializer, Dictionary, GenericBareItem, KeyRef, List, ListEntry,
+    ListSerializer, Parser, StringRef, TokenRef, Version, visitor,
 };
 
 use super::{MAX_ID_LEN, bad};
@@ -39,10 +41,94 @@ impl Default for ExpectSignature {
     }
 }
 
-fn string_or_token(item: &BareItem) -> Option<&str> {
+fn string_or_token<S, B, T, D>(item: &GenericBareItem<S, B, T, D>) -> Option<&str>
+where
+    S: Borrow<StringRef>,
+    T: Borrow<TokenRef>,
+{
     item.as_string()
         .map(StringRef::as_str)
-        .or_else(|| item.as_token().map(sfv::TokenRef::as_str))
+        .or_else(|| item.as_token().map(TokenRef::as_str))
+}
+
+/// A dictionary member `expo-expect-signature` reads, as its last occurrence left it.
+#[derive(Debug, Default)]
+enum Member<'de> {
+    #[default]
+    Absent,
+    Item(BareItemFromInput<'de>),
+    InnerList,
+}
+
+/// The members of `expo-expect-signature`, gathered while parsing (no map, no copies: this
+/// runs on every manifest request of an app that checks signatures).
+#[derive(Debug, Default)]
+struct ExpectMembers<'de> {
+    sig: Member<'de>,
+    keyid: Member<'de>,
+    alg: Member<'de>,
+}
+
+impl<'de> Member<'de> {
+    /// The member's item, `None` when absent; an inner list is refused.
+    fn item(&self, key: &str, example: &str) -> Result<Option<&BareItemFromInput<'de>>> {
+        match self {
+            Self::Absent => Ok(None),
+            Self::Item(item) => Ok(Some(item)),
+            Self::InnerList => Err(bad(
+                EXPECT_SIGNATURE,
+                format!("`{key}` is a list; send e.g. `{example}`"),
+            )),
+        }
+    }
+}
+
+impl<'de> visitor::DictionaryVisitor<'de> for ExpectMembers<'de> {
+    type Out = Self;
+    type Error = Infallible;
+
+    fn entry(
+        &mut self,
+        key: &'de KeyRef,
+    ) -> std::result::Result<impl visitor::EntryVisitor<'de>, Infallible> {
+        // A later occurrence of a key replaces an earlier one (RFC 8941 §4.2.2).
+        Ok(match key.as_str() {
+            "sig" => Some(&mut self.sig),
+            "keyid" => Some(&mut self.keyid),
+            "alg" => Some(&mut self.alg),
+            _ => None,
+        })
+    }
+
+    fn finish(self) -> std::result::Result<Self, Infallible> {
+        Ok(self)
+    }
+}
+
+impl<'de> visitor::EntryVisitor<'de> for &mut Member<'de> {
+    type Error = Infallible;
+
+    fn item(self) -> std::result::Result<impl visitor::ItemVisitor<'de>, Infallible> {
+        Ok(self)
+    }
+
+    fn inner_list(self) -> std::result::Result<impl visitor::InnerListVisitor<'de>, Infallible> {
+        *self = Member::InnerList;
+        Ok(visitor::Ignored)
+    }
+}
+
+impl<'de> visitor::ItemVisitor<'de> for &mut Member<'de> {
+    type Out = ();
+    type Error = Infallible;
+
+    fn bare_item(
+        self,
+        bare_item: BareItemFromInput<'de>,
+    ) -> std::result::Result<impl visitor::ParameterVisitor<'de, Out = ()>, Infallible> {
+        *self = Member::Item(bare_item);
+        Ok(visitor::Ignored)
+    }
 }
 
 fn parse_dictionary(header: &'static str, value: &str, example: &str) -> Result<Dictionary> {
@@ -75,16 +161,16 @@ impl ExpectSignature {
     /// is not a boolean, an empty or non-string `keyid`, or an `alg` other than `rsa-v1_5-sha256`.
     pub fn parse(value: &str) -> Result<Self> {
         let example = r#"sig, keyid="root", alg="rsa-v1_5-sha256""#;
-        let dictionary = parse_dictionary(EXPECT_SIGNATURE, value, example)?;
-        let item = |key: &str| match dictionary.get(key) {
-            None => Ok(None),
-            Some(ListEntry::Item(item)) => Ok(Some(&item.bare_item)),
-            Some(ListEntry::InnerList(_)) => Err(bad(
-                EXPECT_SIGNATURE,
-                format!("`{key}` is a list; send e.g. `{example}`"),
-            )),
-        };
-        let sig = match item("sig")? {
+        let members = Parser::new(value)
+            .with_version(Version::Rfc8941)
+            .parse_dictionary_with_visitor(ExpectMembers::default())
+            .map_err(|err| {
+                bad(
+                    EXPECT_SIGNATURE,
+                    format!("not a structured-field dictionary ({err}); send e.g. `{example}`"),
+                )
+            })?;
+        let sig = match Member::item(&members.sig, "sig", example)? {
             None => true,
             Some(value) => value.as_boolean().ok_or_else(|| {
                 bad(
@@ -93,7 +179,7 @@ impl ExpectSignature {
                 )
             })?,
         };
-        let keyid = match item("keyid")? {
+        let keyid = match Member::item(&members.keyid, "keyid", example)? {
             None => DEFAULT_EXPECTED_KEY_ID,
             Some(value) => string_or_token(value)
                 .filter(|keyid| !keyid.is_empty())
@@ -104,7 +190,7 @@ impl ExpectSignature {
                     )
                 })?,
         };
-        if let Some(alg) = item("alg")? {
+        if let Some(alg) = Member::item(&members.alg, "alg", example)? {
             let alg = string_or_token(alg).unwrap_or_default();
             if alg != SIGNATURE_ALGORITHM {
                 return Err(bad(

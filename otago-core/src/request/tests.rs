@@ -241,6 +241,15 @@ fn expect_signature_defaults_and_refusals() {
         "main"
     );
     assert!(!ExpectSignature::parse("sig=?0").unwrap().sig);
+    // The last occurrence of a member counts (RFC 8941 §4.2.2), whatever came before it.
+    assert_eq!(
+        ExpectSignature::parse(r#"keyid=(a b), sig, keyid="main", other=(1 2);x"#)
+            .unwrap()
+            .keyid,
+        "main"
+    );
+    assert!(ExpectSignature::parse(r#"sig=?0, sig"#).unwrap().sig);
+    assert!(ExpectSignature::parse(r#"keyid="main", keyid=(a)"#).is_err());
     for bad in [
         r#"sig, alg="ecdsa-p256""#,
         "sig=1",

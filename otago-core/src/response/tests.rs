@@ -202,3 +202,55 @@ fn v0_gets_the_control_when_outside_a_rollout() {
     assert_eq!(answer.update.map(|u| u.id), Some(control.id));
     assert_common(answer.response, "0");
 }
+
+/// Checks that `answer` is the response its index names.
+fn check_index(updates: &PreparedUpdates, r: &crate::ManifestRequest) -> usize {
+    let all: Vec<&RenderedResponse> = updates.responses().collect();
+    for (position, response) in all.iter().enumerate() {
+        assert_eq!(response.index(), position);
+    }
+    let answer = updates.answer(r).unwrap();
+    assert!(std::ptr::eq(all[answer.response.index()], answer.response));
+    answer.response.index()
+}
+
+#[test]
+fn every_answer_is_found_by_its_index() {
+    let manifest = prepared(vec![signed(manifest_update(1, 10))]);
+    assert_eq!(
+        manifest.responses().count(),
+        6 + 2,
+        "6 renderings, 2 shared"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for version in [ProtocolVersion::V0, ProtocolVersion::V1] {
+        for format in [
+            ResponseFormat::Multipart,
+            ResponseFormat::ExpoJson,
+            ResponseFormat::Json,
+        ] {
+            let mut r = request(version);
+            r.format = format;
+            seen.insert(check_index(&manifest, &r));
+        }
+    }
+    let mut r = request(ProtocolVersion::V1);
+    r.current_update_id = Some(manifest.updates().next().unwrap().id.to_string());
+    seen.insert(check_index(&manifest, &r));
+    r.expect_signature = Some(crate::ExpectSignature::new("main"));
+    seen.insert(check_index(&manifest, &r));
+    assert_eq!(seen.len(), 8, "{seen:?}");
+
+    let rollback = prepared(vec![
+        signed(manifest_update(1, 10)),
+        signed(rollback_update(2, 20)),
+    ]);
+    assert_eq!(rollback.responses().count(), 1 + 6 + 2);
+    let mut r = request(ProtocolVersion::V1);
+    r.embedded_update_id = Some("123".into());
+    assert_eq!(
+        check_index(&rollback, &r),
+        0,
+        "the newest entry comes first"
+    );
+}

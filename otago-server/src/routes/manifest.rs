@@ -6,13 +6,13 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use otago_core::{ManifestRequest, ProtocolVersion, RenderedResponse, common_headers};
+use otago_core::{ManifestRequest, ProtocolVersion, common_headers};
 
 use crate::adoption::ManifestHit;
-use crate::error::ApiResult;
-use crate::live::LiveChannel;
+use crate::error::{ApiError, ApiResult};
+use crate::live::{LiveChannel, WireResponse};
 use crate::state::AppState;
 
 /// The axum handler (for [`crate::protocol_router`]); the server's own accept loop calls
@@ -75,7 +75,11 @@ fn answer(
         current_update_id: adoption_label(&channel, &request),
         at_ms: state.now().unix_millis(),
     });
-    Ok(write(answer.response))
+    let wire = channel
+        .wire
+        .get(answer.response.index())
+        .ok_or_else(|| ApiError::internal("a prepared response is missing its wire form"))?;
+    Ok(write(wire))
 }
 
 /// The device's current update as an adoption label: a published id, or a coarse bucket so
@@ -93,18 +97,9 @@ fn adoption_label<'a>(channel: &'a LiveChannel, request: &'a ManifestRequest) ->
 }
 
 /// Writes a pre-rendered response.
-fn write(rendered: &RenderedResponse) -> Response {
-    let mut response = Response::new(Body::from(rendered.body().clone()));
-    *response.status_mut() = StatusCode::from_u16(rendered.status()).unwrap_or(StatusCode::OK);
-    let headers = response.headers_mut();
-    headers.reserve(rendered.headers().len());
-    for (name, value) in rendered.headers() {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.append(name, value);
-        }
-    }
+fn write(wire: &WireResponse) -> Response {
+    let mut response = Response::new(Body::from(wire.body.clone()));
+    *response.status_mut() = wire.status;
+    *response.headers_mut() = wire.headers.clone();
     response
 }
