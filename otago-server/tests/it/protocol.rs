@@ -51,6 +51,62 @@ async fn c01_non_get_is_405() {
 }
 
 #[tokio::test]
+async fn head_gets_the_get_headers_without_a_body() {
+    let s = shared();
+    let get = s.manifest(&ios()).await;
+    assert_eq!(get.status(), 200);
+    let mut request = s
+        .client()
+        .head(format!("{}/manifest/{}", s.url, s.project_ref));
+    for (name, value) in ios() {
+        request = request.header(name, value);
+    }
+    let head = request.send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    for name in [
+        "content-type",
+        "content-length",
+        "expo-protocol-version",
+        "expo-sfv-version",
+        "cache-control",
+    ] {
+        assert!(get.headers().contains_key(name), "{name}");
+        assert_eq!(head.headers().get(name), get.headers().get(name), "{name}");
+    }
+    assert!(body(head).await.is_empty());
+}
+
+#[tokio::test]
+async fn percent_encoded_refs_get_the_same_answer() {
+    // Manifest URLs skip the router, except those it must decode first.
+    let s = shared();
+    let encoded = format!(
+        "%{:02X}{}",
+        s.project_ref.as_bytes()[0],
+        &s.project_ref[1..]
+    );
+    let mut request = s.client().get(format!("{}/manifest/{encoded}", s.url));
+    for (name, value) in ios() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let direct = s.manifest(&ios()).await;
+    assert_eq!(
+        response.headers()["content-type"],
+        direct.headers()["content-type"]
+    );
+    assert_eq!(body(response).await, body(direct).await);
+    let slash = s
+        .client()
+        .get(format!("{}/manifest/{}/", s.url, s.project_ref))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slash.status(), 404);
+}
+
+#[tokio::test]
 async fn c02_unknown_platform_is_400() {
     for platform in ["web", "IOS", ""] {
         let response = shared()
