@@ -23,6 +23,8 @@ impl EnvVars {
     pub const OTAGO_ADMIN_TOKEN: &'static str = "OTAGO_ADMIN_TOKEN";
     /// Log filter, e.g. `info` or `otago_server=debug` (tracing-subscriber syntax).
     pub const OTAGO_LOG: &'static str = "OTAGO_LOG";
+    /// Memory for serving hot assets, in MiB (`--asset-memory-mb`).
+    pub const OTAGO_ASSET_MEMORY_MB: &'static str = "OTAGO_ASSET_MEMORY_MB";
 }
 
 /// Default listen address.
@@ -33,6 +35,8 @@ pub const DEFAULT_DATA_DIR: &str = "./otago-data";
 pub const DEFAULT_MAX_ASSET_BYTES: u64 = 50 * 1024 * 1024;
 /// The largest asset size limit a project may set: 2 GiB.
 pub const MAX_ASSET_BYTES_CEILING: u64 = 2 * 1024 * 1024 * 1024;
+/// Default memory for hot assets: 32 MiB.
+pub const DEFAULT_ASSET_MEMORY_MB: u64 = 32;
 /// The example app the demo publishes, beside this crate in the repository.
 pub const DEFAULT_DEMO_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
@@ -96,6 +100,11 @@ pub struct ServeArgs {
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = EnvVars::OTAGO_LOG, default_value = "info")]
     pub log: String,
+    /// Memory (MiB) for keeping the most requested assets, e.g. the newest launch bundles, to
+    /// send them without reading the disk; an asset larger than a quarter of it is always
+    /// streamed from disk. 0 turns this off.
+    #[arg(long, env = EnvVars::OTAGO_ASSET_MEMORY_MB, default_value_t = DEFAULT_ASSET_MEMORY_MB, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub asset_memory_mb: u64,
 }
 
 /// A configuration that cannot be used.
@@ -123,6 +132,8 @@ pub struct ServerConfig {
     /// Highest Brotli quality used when compressing assets (11, the best, by default; lower
     /// is faster).
     pub brotli_max_quality: u32,
+    /// Bytes of memory for the most requested assets (0: always read them from the store).
+    pub asset_memory_bytes: u64,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -136,6 +147,7 @@ impl fmt::Debug for ServerConfig {
             .field("adoption_capacity", &self.adoption_capacity)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("brotli_max_quality", &self.brotli_max_quality)
+            .field("asset_memory_bytes", &self.asset_memory_bytes)
             .finish()
     }
 }
@@ -155,6 +167,7 @@ impl ServerConfig {
             adoption_capacity: 100_000,
             shutdown_grace: Duration::from_secs(30),
             brotli_max_quality: 11,
+            asset_memory_bytes: DEFAULT_ASSET_MEMORY_MB * 1024 * 1024,
         })
     }
 

@@ -47,6 +47,7 @@ mod demo;
 mod dispatch;
 mod error;
 mod extract;
+mod hot_assets;
 mod ids;
 mod limits;
 mod live;

@@ -33,8 +33,9 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         .public_url
         .clone()
         .unwrap_or_else(|| default_public_url(local));
-    let config =
+    let mut config =
         ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
+    config.asset_memory_bytes = args.asset_memory_mb * 1024 * 1024;
     if args
         .admin_token
         .as_ref()

@@ -10,6 +10,7 @@ use otago_core::Timestamp;
 use crate::adoption::Recorder;
 use crate::compressor::Compressor;
 use crate::config::ServerConfig;
+use crate::hot_assets::HotAssets;
 use crate::ids;
 use crate::live::LiveMap;
 use crate::metrics::Metrics;
@@ -94,6 +95,7 @@ pub struct Shared {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) live: LiveMap,
     pub(crate) assets: Arc<AssetCache>,
+    pub(crate) hot: HotAssets,
     pub(crate) recorder: Recorder,
     pub(crate) compressor: Compressor,
     pub(crate) metrics: Metrics,
@@ -206,6 +208,7 @@ impl AppState {
         }
         let state = Self(Arc::new(Shared {
             recorder: Recorder::new(config.adoption_capacity),
+            hot: HotAssets::new(config.asset_memory_bytes),
             compressor,
             config,
             meta,

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
+use bytes::Bytes;
 use otago_core::is_asset_hash;
 
 use crate::error::{ApiError, ApiResult};
@@ -94,14 +95,33 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
         }
         None => None,
     };
-    let Some(blob) = state.blobs.open(hash, encoding, byte_range).await? else {
-        return Err(ApiError::internal(format!(
-            "asset {hash} is indexed but its {encoding:?} file is missing"
-        )));
+    let body = match body_from_memory(state, hash, encoding, asset.size).await? {
+        Some(bytes) => {
+            let bytes = match byte_range {
+                Some(ByteRange { start, end }) => {
+                    let (start, end) = (usize::try_from(start), usize::try_from(end));
+                    match (start, end) {
+                        (Ok(start), Ok(end)) if start <= end && end < bytes.len() => {
+                            bytes.slice(start..=end)
+                        }
+                        _ => return Err(ApiError::internal("range outside the stored bytes")),
+                    }
+                }
+                None => bytes,
+            };
+            (bytes.len() as u64, Body::from(bytes))
+        }
+        None => {
+            let Some(blob) = state.blobs.open(hash, encoding, byte_range).await? else {
+                return Err(missing_file(hash, encoding));
+            };
+            (blob.len, Body::from_stream(blob.stream))
+        }
     };
-    state.metrics.asset_bytes(blob.len);
+    let (len, body) = body;
+    state.metrics.asset_bytes(len);
     let out = response.headers_mut();
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.len));
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Some(token) = encoding.token() {
         out.insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
     }
@@ -113,8 +133,37 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
             HeaderValue::from_str(&value).map_err(ApiError::internal)?,
         );
     }
-    *response.body_mut() = Body::from_stream(blob.stream);
+    *response.body_mut() = body;
     Ok(response)
+}
+
+/// The asset's bytes from memory: held already, or read now by the one request allowed to
+/// (so the next ones find them). `None`: stream it from the store instead.
+async fn body_from_memory(
+    state: &AppState,
+    hash: &str,
+    encoding: Encoding,
+    size: u64,
+) -> ApiResult<Option<Bytes>> {
+    if let Some(bytes) = state.hot.get(hash, encoding) {
+        return Ok(Some(bytes));
+    }
+    let Some(permit) = state.hot.start_load(hash, encoding, size) else {
+        return Ok(None);
+    };
+    let bytes = state
+        .blobs
+        .read(hash, encoding)
+        .await?
+        .ok_or_else(|| missing_file(hash, encoding))?;
+    permit.finish(bytes.clone());
+    Ok(Some(bytes))
+}
+
+fn missing_file(hash: &str, encoding: Encoding) -> ApiError {
+    ApiError::internal(format!(
+        "asset {hash} is indexed but its {encoding:?} file is missing"
+    ))
 }
 
 /// Picks the encoding: the best q-value among the stored variants, ties to br over gzip over

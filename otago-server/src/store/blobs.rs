@@ -8,6 +8,7 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use otago_core::{AssetHasher, is_asset_hash};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
@@ -216,6 +217,17 @@ impl BlobStore for LocalBlobStore {
             len,
             stream: stream.boxed(),
         }))
+    }
+
+    async fn read(&self, hash: &str, encoding: Encoding) -> StoreResult<Option<Bytes>> {
+        let Some(path) = self.encoded_path(hash, encoding) else {
+            return Ok(None);
+        };
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(StoreError::backend(format!("{}: {err}", path.display()))),
+        }
     }
 
     async fn verify(&self, hash: &str) -> StoreResult<Vec<String>> {

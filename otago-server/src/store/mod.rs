@@ -460,6 +460,9 @@ pub trait BlobStore: Send + Sync + 'static {
         encoding: Encoding,
         range: Option<ByteRange>,
     ) -> StoreResult<Option<BlobBody>>;
+    /// Reads the whole stored bytes in `encoding` (for assets small enough to keep in
+    /// memory); `None` if absent.
+    async fn read(&self, hash: &str, encoding: Encoding) -> StoreResult<Option<Bytes>>;
     /// Re-hashes the stored bytes and variants of `hash`; problems found, if any.
     async fn verify(&self, hash: &str) -> StoreResult<Vec<String>>;
 }

@@ -48,6 +48,60 @@ async fn c40_every_asset_url_returns_the_hashed_bytes() {
 }
 
 #[tokio::test]
+async fn memory_and_disk_serve_the_same_bytes() {
+    // Nothing kept in memory (every request streams from disk); only assets up to 256 KiB
+    // kept (the bundles stream); everything kept. Each asset is fetched twice: the second
+    // time it comes from memory where it is kept.
+    let mut servers = Vec::new();
+    for budget in [0, 1 << 20, 64 << 20] {
+        let server = Server::start_configured(|config| config.asset_memory_bytes = budget).await;
+        let project = server.create_project("bytes", "production").await;
+        let project_ref = project["ref"].as_str().unwrap().to_owned();
+        server
+            .upload_export(&project_ref, crate::harness::export("dist-v1"))
+            .await;
+        servers.push(server);
+    }
+    let mut sizes = Vec::new();
+    for platform in &crate::harness::export("dist-v1").platforms {
+        for file in platform.described.files() {
+            let bytes = &platform.files[file.path.as_str()];
+            let hash = &file.description.hash;
+            sizes.push(bytes.len());
+            for server in &servers {
+                let url = format!("{}/assets/{hash}", server.url);
+                for round in 0..2 {
+                    let response = server.client.get(&url).send().await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    assert_eq!(
+                        response.headers()["content-length"],
+                        bytes.len().to_string().as_str()
+                    );
+                    assert_eq!(&body(response).await, bytes, "{url} round {round}");
+                    let end = bytes.len().min(4096) - 1;
+                    let response = server
+                        .client
+                        .get(&url)
+                        .header("range", format!("bytes=1-{end}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 206);
+                    assert_eq!(body(response).await, bytes[1..=end], "{url} round {round}");
+                }
+            }
+        }
+    }
+    assert!(
+        sizes.iter().any(|&size| size > 256 << 10) && sizes.iter().any(|&size| size <= 256 << 10),
+        "the export has assets on both sides of the 1 MiB server's limit: {sizes:?}"
+    );
+    for server in servers {
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn c41_content_type_and_immutable_caching() {
     let client = shared().client();
     for (url, hash, content_type) in v2_assets() {

@@ -51,15 +51,24 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start() -> Self {
+        Self::start_configured(|_| {}).await
+    }
+
+    /// Starts with a configuration changed by `configure`.
+    pub(crate) async fn start_configured(configure: impl FnOnce(&mut ServerConfig)) -> Self {
         let tempdir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let dir = tempdir.path().to_owned();
-        let mut server = Self::start_in(&dir).await;
+        let mut server = Self::start_in_configured(&dir, configure).await;
         server._tempdir = Some(tempdir);
         server
     }
 
     /// Starts on an existing data folder (e.g. to restart on the same data).
     pub(crate) async fn start_in(dir: &Path) -> Self {
+        Self::start_in_configured(dir, |_| {}).await
+    }
+
+    async fn start_in_configured(dir: &Path, configure: impl FnOnce(&mut ServerConfig)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let url = format!("http://{addr}");
@@ -68,6 +77,7 @@ impl Server {
             .with_admin_token(Some(ADMIN.to_owned()));
         config.brotli_max_quality = 5;
         config.shutdown_grace = std::time::Duration::from_secs(5);
+        configure(&mut config);
         let opened = AppState::open(config).await.unwrap();
         let state = opened.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
