@@ -4,11 +4,14 @@
 //! Requests only read this map (an `RwLock` held for a pointer copy); publishes, rollout changes
 //! and reverts rebuild the affected entries from the store, one rebuild at a time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
+// foldhash (hashbrown's default) rather than SipHash: one lookup per request, and the keys
+// come from authenticated publishers, not from devices.
+use hashbrown::HashMap;
 use otago_core::{
     AssetRequestHeaders, Platform, PreparedUpdates, PublishedUpdate, StoredSignature, UpdateId,
 };
