@@ -7,8 +7,9 @@
 #      sends (../shared/docs/PROTOCOL.md §2.2), answering the fixture's dist-v1 update, signed;
 #   b. nginx (worker_processes = cores, own temp config) serving the SAME response body bytes,
 #      fetched once from otago-server, as a static file with the same protocol headers;
-#   c. the 1.6 MB Android launch asset: otago-server's /assets/<hash> (identity encoding) against
-#      nginx serving the same file with sendfile on;
+#   c. the 1.6 MB Android launch asset: otago-server's /assets/<hash> (identity encoding, sent
+#      from memory after the first request: default --asset-memory-mb) against nginx serving
+#      the same file with sendfile on;
 #   d. otago-server's memory: VmRSS (and thread count) sampled every 0.2 s during each load, and
 #      VmHWM (peak, reset before each run through /proc/<pid>/clear_refs), from /proc/<pid>/status;
 #   e. (a) again after 10,000 more signed updates are published through the management API
