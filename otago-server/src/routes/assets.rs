@@ -95,7 +95,7 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
         }
         None => None,
     };
-    let body = match body_from_memory(state, hash, encoding, asset.size).await? {
+    let (len, body) = match body_from_memory(state, hash, encoding, asset.size).await? {
         Some(bytes) => {
             let bytes = match byte_range {
                 Some(ByteRange { start, end }) => {
@@ -118,7 +118,6 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
             (blob.len, Body::from_stream(blob.stream))
         }
     };
-    let (len, body) = body;
     state.metrics.asset_bytes(len);
     let out = response.headers_mut();
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
