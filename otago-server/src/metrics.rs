@@ -153,3 +153,35 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     state.metrics.request(route, response.status().as_u16());
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_route_pattern_and_status() {
+        let metrics = Metrics::default();
+        let manifest = metrics.route(Some("/manifest/{ref}"));
+        metrics.request(manifest, 200);
+        metrics.request(manifest, 200);
+        metrics.request(metrics.route(Some("/no/such/{route}")), 404);
+        metrics.request(metrics.route(None), 404);
+        metrics.request(metrics.route(Some("/healthz")), 99);
+        metrics.request(metrics.route(Some("/healthz")), 600);
+        let text = metrics.render(0);
+        for line in [
+            "otago_http_requests_total{route=\"/manifest/{ref}\",status=\"200\"} 2",
+            "otago_http_requests_total{route=\"unmatched\",status=\"404\"} 2",
+            "otago_http_requests_total{route=\"/healthz\",status=\"other\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("otago_http_requests_total"))
+                .count(),
+            3,
+            "no zero counters: {text}"
+        );
+    }
+}
