@@ -135,12 +135,14 @@ fn parse_dictionary(header: &'static str, value: &str, example: &str) -> Result<
     Parser::new(value)
         .with_version(Version::Rfc8941)
         .parse::<Dictionary>()
-        .map_err(|err| {
-            bad(
-                header,
-                format!("not a structured-field dictionary ({err}); send e.g. `{example}`"),
-            )
-        })
+        .map_err(|err| not_a_dictionary(header, &err, example))
+}
+
+fn not_a_dictionary(header: &'static str, err: &sfv::Error, example: &str) -> crate::Error {
+    bad(
+        header,
+        format!("not a structured-field dictionary ({err}); send e.g. `{example}`"),
+    )
 }
 
 impl ExpectSignature {
@@ -164,12 +166,7 @@ impl ExpectSignature {
         let members = Parser::new(value)
             .with_version(Version::Rfc8941)
             .parse_dictionary_with_visitor(ExpectMembers::default())
-            .map_err(|err| {
-                bad(
-                    EXPECT_SIGNATURE,
-                    format!("not a structured-field dictionary ({err}); send e.g. `{example}`"),
-                )
-            })?;
+            .map_err(|err| not_a_dictionary(EXPECT_SIGNATURE, &err, example))?;
         let sig = match Member::item(&members.sig, "sig", example)? {
             None => true,
             Some(value) => value.as_boolean().ok_or_else(|| {
