@@ -118,6 +118,7 @@ enum Field {
     Accept,
 }
 
+/// The header name of each [`Field`], in the order of its variants (`Field as usize` indexes it).
 const FIELDS: [(&str, Field); 12] = [
     ("expo-platform", Field::Platform),
     ("expo-runtime-version", Field::RuntimeVersion),
@@ -137,6 +138,28 @@ const FIELDS: [(&str, Field); 12] = [
 ];
 
 impl Field {
+    /// The field a header name stands for, case-insensitively. Candidates are picked by the
+    /// name's length first: most headers of a request are not the protocol's.
+    fn named(name: &str) -> Option<Self> {
+        let candidates: &[Self] = match name.len() {
+            4 => &[Self::AIm],
+            6 => &[Self::Accept],
+            13 => &[Self::Platform, Self::ClientId],
+            17 => &[Self::ChannelName, Self::ExtraParams],
+            20 => &[Self::RuntimeVersion],
+            21 => &[Self::ProtocolVersion, Self::ExpectSignature],
+            22 => &[Self::CurrentUpdateId],
+            23 => &[Self::EmbeddedUpdateId],
+            29 => &[Self::RecentFailedUpdateIds],
+            _ => return None,
+        };
+        candidates.iter().copied().find(|&field| {
+            let known = FIELDS[field as usize].0;
+            // HTTP/1 servers hand names over lowercased: a plain comparison settles most.
+            known == name || known.eq_ignore_ascii_case(name)
+        })
+    }
+
     /// Whether repeats of the header are joined with `, ` (RFC 9110 list fields and SFV
     /// lists/dictionaries) rather than refused.
     fn is_list(self) -> bool {
@@ -172,21 +195,28 @@ fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
             status: 431,
         });
     }
+    // The usual value, printable ASCII between optional spaces and tabs, in one pass.
+    let is_blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let start = raw.iter().position(|b| !is_blank(b)).unwrap_or(raw.len());
+    let end = raw
+        .iter()
+        .rposition(|b| !is_blank(b))
+        .map_or(start, |last| last + 1);
+    let trimmed = &raw[start..end];
+    if trimmed.iter().all(|b| matches!(b, b' '..=b'~'))
+        && let Ok(text) = std::str::from_utf8(trimmed)
+    {
+        return Ok(text);
+    }
     let text = std::str::from_utf8(raw)
         .map_err(|_| bad(name, "the value is not UTF-8; send ASCII text"))?;
-    let text = text.trim_matches([' ', '\t']);
-    let has_control = if text.is_ascii() {
-        text.bytes().any(|b| b.is_ascii_control())
-    } else {
-        text.chars().any(char::is_control)
-    };
-    if has_control {
+    if text.trim_matches([' ', '\t']).chars().any(char::is_control) {
         return Err(bad(
             name,
             "the value contains control characters; send printable text on one line",
         ));
     }
-    Ok(text)
+    Ok(text.trim_matches([' ', '\t']))
 }
 
 /// The values of the headers the protocol reads, repeats already joined or refused. Values
@@ -198,12 +228,12 @@ struct Collected<'v> {
 
 impl<'v> Collected<'v> {
     fn get(&self, field: Field) -> Option<&str> {
-        let index = FIELDS.iter().position(|&(_, f)| f == field)?;
-        self.values[index].as_deref()
+        self.values[field as usize].as_deref()
     }
 
-    fn add(&mut self, index: usize, raw: &'v [u8]) -> Result<()> {
-        let (name, field) = FIELDS[index];
+    fn add(&mut self, field: Field, raw: &'v [u8]) -> Result<()> {
+        let index = field as usize;
+        let name = FIELDS[index].0;
         let text = header_text(name, raw)?;
         match &mut self.values[index] {
             slot @ None => *slot = Some(Cow::Borrowed(text)),
@@ -278,11 +308,8 @@ impl ManifestRequest {
         }
         let mut collected = Collected::default();
         for (name, value) in headers {
-            if let Some(index) = FIELDS
-                .iter()
-                .position(|(known, _)| known.eq_ignore_ascii_case(name))
-            {
-                collected.add(index, value)?;
+            if let Some(field) = Field::named(name) {
+                collected.add(field, value)?;
             }
         }
         Self::from_collected(&collected)

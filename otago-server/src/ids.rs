@@ -54,8 +54,12 @@ pub(crate) fn new_uuid() -> String {
 }
 
 fn prefixed(text: &str, prefix: &str) -> bool {
-    text.strip_prefix(prefix)
-        .is_some_and(|rest| rest.len() == 10 && rest.bytes().all(|b| LOWER_ALNUM.contains(&b)))
+    text.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 10
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 /// Whether `text` has the shape of a project ref.

@@ -14,8 +14,6 @@ use crate::store::StoreError;
 /// Read buffer of a connection: bounds how much of a request head is buffered (the exact
 /// limit on header sizes is [`crate::limits::MAX_HEADER_BYTES`], checked once parsed).
 const MAX_BUF_BYTES: usize = 64 * 1024;
-/// Most request headers; more get 431.
-const MAX_HEADERS: usize = 100;
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,8 +29,9 @@ pub(crate) async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
-        .max_buf_size(MAX_BUF_BYTES)
-        .max_headers(MAX_HEADERS);
+        // Request headers stay at hyper's default limit of 100 (more get 431): setting the
+        // same limit explicitly makes hyper size its header array at run time, per request.
+        .max_buf_size(MAX_BUF_BYTES);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -30,16 +30,42 @@ fn parse_q(value: &str) -> Option<u16> {
     }
 }
 
-/// How specifically a media range matches a format (0 = not at all) — `*/*` 1, `type/*` 2, exact 3.
+/// `text` split at each `separator` (an ASCII byte). A byte scan: unlike `str::split`, no
+/// search is set up per piece, and these values are a few dozen bytes.
+fn split_at(text: &str, separator: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        let (piece, after) = split_once_at(current, separator)
+            .map_or((current, None), |(piece, after)| (piece, Some(after)));
+        rest = after;
+        Some(piece)
+    })
+}
+
+/// `text` before and after its first `separator` (an ASCII byte), by a byte scan.
+fn split_once_at(text: &str, separator: u8) -> Option<(&str, &str)> {
+    let at = text.bytes().position(|b| b == separator)?;
+    Some((&text[..at], &text[at + 1..]))
+}
+
+/// How specifically a media range, split at its `/`, matches a format (0 = not at all) — `*/*` 1,
+/// `type/*` 2, exact 3.
 /// Media types compare case-insensitively.
-fn specificity(range: &str, format: ResponseFormat) -> u8 {
-    let media_type = format.media_type();
-    let top = media_type.split('/').next().unwrap_or_default();
-    match range.split_once('/') {
-        _ if range.eq_ignore_ascii_case(media_type) => 3,
-        Some((range_top, "*")) if range_top.eq_ignore_ascii_case(top) => 2,
-        Some(("*", "*")) => 1,
-        _ => 0,
+fn specificity((range_type, range_subtype): (&str, &str), format: ResponseFormat) -> u8 {
+    let (media_type, subtype) = match format {
+        ResponseFormat::Multipart => ("multipart", "mixed"),
+        ResponseFormat::ExpoJson => ("application", "expo+json"),
+        ResponseFormat::Json => ("application", "json"),
+    };
+    if range_type.eq_ignore_ascii_case(media_type) {
+        if range_subtype.eq_ignore_ascii_case(subtype) {
+            3
+        } else {
+            u8::from(range_subtype == "*") * 2
+        }
+    } else {
+        u8::from(range_type == "*" && range_subtype == "*")
     }
 }
 
@@ -56,13 +82,13 @@ pub(super) fn negotiate(accept: Option<&str>) -> Result<(ResponseFormat, bool)> 
     }
     // For each format: (specificity of the best match so far, its q in thousandths).
     let mut best = [(0u8, 0u16); FORMATS.len()];
-    for element in accept.split(',') {
-        let mut pieces = element.split(';');
+    for element in split_at(accept, b',') {
+        let mut pieces = split_at(element, b';');
         let range = pieces.next().unwrap_or_default().trim();
         if range.is_empty() {
             continue;
         }
-        if !range.contains('/') {
+        let Some(range) = split_once_at(range, b'/') else {
             return Err(bad(
                 "accept",
                 format!(
@@ -70,10 +96,10 @@ pub(super) fn negotiate(accept: Option<&str>) -> Result<(ResponseFormat, bool)> 
                     range.escape_debug()
                 ),
             ));
-        }
+        };
         let mut q = 1000;
         for parameter in pieces {
-            let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+            let (name, value) = split_once_at(parameter, b'=').unwrap_or((parameter, ""));
             if name.trim().eq_ignore_ascii_case("q") {
                 q = parse_q(value.trim()).ok_or_else(|| {
                     bad("accept", format!("`{}` is not a q-value between 0 and 1 with at most 3 decimals; {SEND_INSTEAD}", value.trim().escape_debug()))
@@ -115,6 +141,16 @@ mod tests {
 
     fn format(accept: &str) -> Result<(ResponseFormat, bool)> {
         negotiate(Some(accept))
+    }
+
+    #[test]
+    fn splitting_keeps_empty_pieces_like_str_split() {
+        for text in ["", ",", "a", "a,b", ",a,,b,", "é,ü;x"] {
+            let ours: Vec<&str> = split_at(text, b',').collect();
+            let std: Vec<&str> = text.split(',').collect();
+            assert_eq!(ours, std, "{text:?}");
+            assert_eq!(split_once_at(text, b','), text.split_once(','), "{text:?}");
+        }
     }
 
     #[test]

@@ -171,6 +171,43 @@ fn oversized_values_are_431_and_bad_bytes_400() {
 }
 
 #[test]
+fn values_are_trimmed_of_spaces_and_tabs_only_and_keep_non_ascii_text() {
+    assert_eq!(header_text("h", b" \t 1.0.0\t ").unwrap(), "1.0.0");
+    assert_eq!(header_text("h", b"  ").unwrap(), "");
+    assert_eq!(header_text("h", b"").unwrap(), "");
+    assert_eq!(header_text("h", b"a b").unwrap(), "a b");
+    // Printable non-ASCII text goes the slow way and is kept.
+    assert_eq!(header_text("h", " café ".as_bytes()).unwrap(), "café");
+    // Controls inside the value are refused, ASCII or not; a tab inside too.
+    for bad in [&b"a\tb"[..], b"a\nb", b"\x7f", "é\u{85}".as_bytes(), b" \r"] {
+        let err = header_text("h", bad).unwrap_err();
+        assert!(err.to_string().contains("control"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn header_names_map_to_their_fields() {
+    for (index, &(name, field)) in FIELDS.iter().enumerate() {
+        assert_eq!(field as usize, index, "{field:?}");
+        assert_eq!(Field::named(name), Some(field), "{name}");
+        assert_eq!(
+            Field::named(&name.to_ascii_uppercase()),
+            Some(field),
+            "{name}"
+        );
+    }
+    for other in [
+        "host",
+        "expo-platforms",
+        "expo-api-version",
+        "",
+        "accept-encoding",
+    ] {
+        assert_eq!(Field::named(other), None, "{other}");
+    }
+}
+
+#[test]
 fn update_ids_are_bounded_and_lowercased() {
     let long = "a".repeat(MAX_ID_LEN + 1);
     assert_eq!(
