@@ -69,21 +69,22 @@ impl ResponseFormat {
     }
 }
 
-/// A checked manifest request.
+/// A checked manifest request. Its text borrows from the request's header values where it can
+/// (`'v`), so that reading a request copies nothing in the usual case.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestRequest {
+pub struct ManifestRequest<'v> {
     /// `expo-platform`.
     pub platform: Platform,
     /// `expo-runtime-version`, exactly as sent (never empty).
-    pub runtime_version: String,
+    pub runtime_version: Cow<'v, str>,
     /// `expo-protocol-version`; [`ProtocolVersion::V0`] when the header is absent.
     pub protocol_version: ProtocolVersion,
     /// `expo-current-update-id`, lowercased: the update the client runs now.
-    pub current_update_id: Option<String>,
+    pub current_update_id: Option<Cow<'v, str>>,
     /// `expo-embedded-update-id`, lowercased: the update inside the client's binary.
-    pub embedded_update_id: Option<String>,
+    pub embedded_update_id: Option<Cow<'v, str>>,
     /// `expo-channel-name`.
-    pub channel_name: Option<String>,
+    pub channel_name: Option<Cow<'v, str>>,
     /// `expo-expect-signature`: present when the app checks code signatures.
     pub expect_signature: Option<ExpectSignature>,
     /// `expo-extra-params`: an SFV dictionary of strings (empty when absent).
@@ -91,7 +92,7 @@ pub struct ManifestRequest {
     /// `expo-recent-failed-update-ids`: an SFV list of strings, lowercased (empty when absent).
     pub recent_failed_update_ids: Vec<String>,
     /// `eas-client-id`: a stable per-install id, used for rollouts.
-    pub client_id: Option<String>,
+    pub client_id: Option<Cow<'v, str>>,
     /// `a-im` tokens, lowercased (e.g. `bsdiff`); empty when absent.
     pub a_im: Vec<String>,
     /// The format a manifest is sent in: the acceptable one with the highest q-value,
@@ -183,6 +184,21 @@ pub(crate) fn bad(header: &'static str, problem: impl Into<String>) -> Error {
     }
 }
 
+/// Whether every byte is printable ASCII (`' '..='~'`), eight bytes at a time.
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH_BITS: u64 = ONES * 0x80;
+    let (words, rest) = bytes.as_chunks::<8>();
+    let any_unprintable = words.iter().any(|word| {
+        let word = u64::from_ne_bytes(*word);
+        // High bit set in a byte's lane when that byte is below 0x20, or above 0x7e.
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+        let above_tilde = word.wrapping_add(ONES) | word;
+        (below_space | above_tilde) & HIGH_BITS != 0
+    });
+    !any_unprintable && rest.iter().all(|b| matches!(b, b' '..=b'~'))
+}
+
 /// Checks one raw value: size, UTF-8 and control characters; trims surrounding spaces and tabs.
 fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
     if raw.len() > MAX_HEADER_VALUE_BYTES {
@@ -195,7 +211,7 @@ fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
             status: 431,
         });
     }
-    // The usual value, printable ASCII between optional spaces and tabs, in one pass.
+    // The usual value: printable ASCII between optional spaces and tabs.
     let is_blank = |b: &u8| matches!(b, b' ' | b'\t');
     let start = raw.iter().position(|b| !is_blank(b)).unwrap_or(raw.len());
     let end = raw
@@ -203,7 +219,7 @@ fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
         .rposition(|b| !is_blank(b))
         .map_or(start, |last| last + 1);
     let trimmed = &raw[start..end];
-    if trimmed.iter().all(|b| matches!(b, b' '..=b'~'))
+    if is_printable_ascii(trimmed)
         && let Ok(text) = std::str::from_utf8(trimmed)
     {
         return Ok(text);
@@ -229,6 +245,11 @@ struct Collected<'v> {
 impl<'v> Collected<'v> {
     fn get(&self, field: Field) -> Option<&str> {
         self.values[field as usize].as_deref()
+    }
+
+    /// A field's value, moved out: borrowed from the request unless repeats were joined.
+    fn take(&mut self, field: Field) -> Option<Cow<'v, str>> {
+        self.values[field as usize].take()
     }
 
     fn add(&mut self, field: Field, raw: &'v [u8]) -> Result<()> {
@@ -260,15 +281,17 @@ impl<'v> Collected<'v> {
 }
 
 /// A non-empty update id: ASCII letters, digits and `-`, lowercased, at most [`MAX_ID_LEN`].
-fn update_id(name: &'static str, value: Option<&str>) -> Result<Option<String>> {
+fn update_id<'v>(name: &'static str, value: Option<Cow<'v, str>>) -> Result<Option<Cow<'v, str>>> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if value.len() > MAX_ID_LEN
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    let mut uppercase = false;
+    let well_formed = value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| {
+            uppercase |= b.is_ascii_uppercase();
+            b.is_ascii_alphanumeric() || b == b'-'
+        });
+    if !well_formed {
         return Err(bad(
             name,
             format!(
@@ -276,10 +299,13 @@ fn update_id(name: &'static str, value: Option<&str>) -> Result<Option<String>> 
             ),
         ));
     }
-    Ok(Some(value.to_ascii_lowercase()))
+    if uppercase {
+        return Ok(Some(Cow::Owned(value.to_ascii_lowercase())));
+    }
+    Ok(Some(value))
 }
 
-impl ManifestRequest {
+impl<'v> ManifestRequest<'v> {
     /// Checks the method and reads the protocol headers of a manifest request.
     ///
     /// Header names are matched case-insensitively; headers the protocol does not read are
@@ -292,7 +318,7 @@ impl ManifestRequest {
     /// - [`Error::BadHeader`] with status 400 for a missing or invalid `expo-platform` or
     ///   `expo-runtime-version`, an `expo-protocol-version` other than `0`/`1` or repeated,
     ///   a malformed structured header, non-UTF-8 or control characters.
-    pub fn parse<'n, 'v>(
+    pub fn parse<'n>(
         method: &str,
         headers: impl IntoIterator<Item = (&'n str, &'v [u8])>,
     ) -> Result<Self> {
@@ -312,10 +338,31 @@ impl ManifestRequest {
                 collected.add(field, value)?;
             }
         }
-        Self::from_collected(&collected)
+        Self::from_collected(collected)
     }
 
-    fn from_collected(c: &Collected) -> Result<Self> {
+    /// The same request owning its text, to keep beyond the headers it was read from.
+    #[must_use]
+    pub fn into_owned(self) -> ManifestRequest<'static> {
+        let owned = |text: Cow<'_, str>| Cow::Owned(text.into_owned());
+        ManifestRequest {
+            platform: self.platform,
+            runtime_version: owned(self.runtime_version),
+            protocol_version: self.protocol_version,
+            current_update_id: self.current_update_id.map(owned),
+            embedded_update_id: self.embedded_update_id.map(owned),
+            channel_name: self.channel_name.map(owned),
+            expect_signature: self.expect_signature,
+            extra_params: self.extra_params,
+            recent_failed_update_ids: self.recent_failed_update_ids,
+            client_id: self.client_id.map(owned),
+            a_im: self.a_im,
+            format: self.format,
+            accepts_multipart: self.accepts_multipart,
+        }
+    }
+
+    fn from_collected(mut c: Collected<'v>) -> Result<Self> {
         let platform = match c.get(Field::Platform) {
             None | Some("") => {
                 return Err(bad(
@@ -325,14 +372,14 @@ impl ManifestRequest {
             }
             Some(value) => value.parse::<Platform>()?,
         };
-        let runtime_version = match c.get(Field::RuntimeVersion) {
-            None | Some("") => {
+        let runtime_version = match c.take(Field::RuntimeVersion) {
+            Some(value) if !value.is_empty() => value,
+            _ => {
                 return Err(bad(
                     "expo-runtime-version",
                     "the header is missing; send the app's runtime version, e.g. `expo-runtime-version: 1.0.0`",
                 ));
             }
-            Some(value) => value.to_owned(),
         };
         let protocol_version = match c.get(Field::ProtocolVersion) {
             None => ProtocolVersion::V0,
@@ -349,28 +396,25 @@ impl ManifestRequest {
             }
         };
         let (format, accepts_multipart) = accept::negotiate(c.get(Field::Accept))?;
-        let client_id = match c.get(Field::ClientId).filter(|v| !v.is_empty()) {
+        let client_id = match c.take(Field::ClientId).filter(|v| !v.is_empty()) {
             Some(id) if id.len() > MAX_ID_LEN => {
                 return Err(bad(
                     "eas-client-id",
                     format!("send the install's id, at most {MAX_ID_LEN} characters"),
                 ));
             }
-            id => id.map(str::to_owned),
+            id => id,
         };
         Ok(Self {
             platform,
             runtime_version,
             protocol_version,
-            current_update_id: update_id("expo-current-update-id", c.get(Field::CurrentUpdateId))?,
+            current_update_id: update_id("expo-current-update-id", c.take(Field::CurrentUpdateId))?,
             embedded_update_id: update_id(
                 "expo-embedded-update-id",
-                c.get(Field::EmbeddedUpdateId),
+                c.take(Field::EmbeddedUpdateId),
             )?,
-            channel_name: c
-                .get(Field::ChannelName)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned),
+            channel_name: c.take(Field::ChannelName).filter(|v| !v.is_empty()),
             expect_signature: c
                 .get(Field::ExpectSignature)
                 .map(ExpectSignature::parse)

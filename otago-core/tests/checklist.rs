@@ -199,11 +199,12 @@ impl Req {
         self
     }
 
-    fn parse(&self) -> Result<ManifestRequest, Error> {
+    fn parse(&self) -> Result<ManifestRequest<'static>, Error> {
         ManifestRequest::parse(
             self.method,
             self.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
         )
+        .map(ManifestRequest::into_owned)
     }
 
     fn ask<'a>(&self, updates: &'a PreparedUpdates) -> Result<otago_core::Answer<'a>, Error> {

@@ -84,7 +84,7 @@ pub(super) fn negotiate(accept: Option<&str>) -> Result<(ResponseFormat, bool)> 
     let mut best = [(0u8, 0u16); FORMATS.len()];
     for element in split_at(accept, b',') {
         let mut pieces = split_at(element, b';');
-        let range = pieces.next().unwrap_or_default().trim();
+        let range = pieces.next().unwrap_or_default().trim_ascii();
         if range.is_empty() {
             continue;
         }
@@ -100,9 +100,9 @@ pub(super) fn negotiate(accept: Option<&str>) -> Result<(ResponseFormat, bool)> 
         let mut q = 1000;
         for parameter in pieces {
             let (name, value) = split_once_at(parameter, b'=').unwrap_or((parameter, ""));
-            if name.trim().eq_ignore_ascii_case("q") {
-                q = parse_q(value.trim()).ok_or_else(|| {
-                    bad("accept", format!("`{}` is not a q-value between 0 and 1 with at most 3 decimals; {SEND_INSTEAD}", value.trim().escape_debug()))
+            if name.trim_ascii().eq_ignore_ascii_case("q") {
+                q = parse_q(value.trim_ascii()).ok_or_else(|| {
+                    bad("accept", format!("`{}` is not a q-value between 0 and 1 with at most 3 decimals; {SEND_INSTEAD}", value.trim_ascii().escape_debug()))
                 })?;
             }
         }

@@ -12,16 +12,16 @@ const BASE: [(&str, &str); 4] = [
     ),
 ];
 
-fn parse_with(extra: &[(&str, &str)]) -> Result<ManifestRequest> {
+fn parse_with(extra: &[(&str, &str)]) -> Result<ManifestRequest<'static>> {
     let headers: Vec<(&str, &[u8])> = BASE
         .iter()
         .chain(extra)
         .map(|(n, v)| (*n, v.as_bytes()))
         .collect();
-    ManifestRequest::parse("GET", headers)
+    ManifestRequest::parse("GET", headers).map(ManifestRequest::into_owned)
 }
 
-fn status(result: Result<ManifestRequest>) -> u16 {
+fn status(result: Result<ManifestRequest<'_>>) -> u16 {
     result.unwrap_err().http_status()
 }
 
@@ -186,6 +186,25 @@ fn values_are_trimmed_of_spaces_and_tabs_only_and_keep_non_ascii_text() {
 }
 
 #[test]
+fn printable_ascii_is_told_apart_byte_by_byte() {
+    for len in [0, 1, 7, 8, 9, 16, 23] {
+        let printable: Vec<u8> = (0..len).map(|i| b' ' + (i * 13 % 95) as u8).collect();
+        assert!(is_printable_ascii(&printable), "{printable:?}");
+        for at in 0..len {
+            for byte in (0..=0x1f).chain(0x7f..=0xff) {
+                let mut bytes = printable.clone();
+                bytes[at] = byte;
+                assert!(!is_printable_ascii(&bytes), "{byte:#x} at {at} of {len}");
+            }
+        }
+    }
+    // Every printable byte in every lane of a word.
+    for byte in b' '..=b'~' {
+        assert!(is_printable_ascii(&[byte; 17]), "{byte:#x}");
+    }
+}
+
+#[test]
 fn header_names_map_to_their_fields() {
     for (index, &(name, field)) in FIELDS.iter().enumerate() {
         assert_eq!(field as usize, index, "{field:?}");
@@ -226,6 +245,28 @@ fn update_ids_are_bounded_and_lowercased() {
     .unwrap();
     assert_eq!(request.current_update_id.as_deref(), Some("abc-def"));
     assert_eq!(request.embedded_update_id, None);
+}
+
+#[test]
+fn text_is_borrowed_from_the_headers_unless_it_had_to_change() {
+    let headers = [
+        ("expo-platform", b"ios".as_slice()),
+        ("expo-runtime-version", b" 1.0.0 "),
+        ("expo-current-update-id", b"abc-def"),
+        ("expo-embedded-update-id", b"ABC-def"),
+        ("eas-client-id", b"device-1"),
+    ];
+    let request = ManifestRequest::parse("GET", headers).unwrap();
+    assert!(matches!(request.runtime_version, Cow::Borrowed("1.0.0")));
+    assert!(matches!(
+        request.current_update_id,
+        Some(Cow::Borrowed("abc-def"))
+    ));
+    assert!(matches!(request.embedded_update_id, Some(Cow::Owned(ref id)) if id == "abc-def"));
+    assert!(matches!(request.client_id, Some(Cow::Borrowed("device-1"))));
+    let owned = request.clone().into_owned();
+    assert_eq!(owned, request);
+    assert!(matches!(owned.runtime_version, Cow::Owned(_)));
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn manifests_come_in_every_format_and_version() {
 fn no_update_available_is_a_directive_or_204() {
     let updates = prepared(vec![manifest_update(1, 10)]);
     let mut r = request(ProtocolVersion::V1);
-    r.current_update_id = Some(updates.updates().next().unwrap().id.to_string());
+    r.current_update_id = Some(updates.updates().next().unwrap().id.to_string().into());
     let answer = updates.answer(&r).unwrap();
     assert_eq!(
         (answer.kind, answer.response.status()),
@@ -235,7 +235,7 @@ fn every_answer_is_found_by_its_index() {
         }
     }
     let mut r = request(ProtocolVersion::V1);
-    r.current_update_id = Some(manifest.updates().next().unwrap().id.to_string());
+    r.current_update_id = Some(manifest.updates().next().unwrap().id.to_string().into());
     seen.insert(check_index(&manifest, &r));
     r.expect_signature = Some(crate::ExpectSignature::new("main"));
     seen.insert(check_index(&manifest, &r));

@@ -33,7 +33,7 @@ pub(crate) fn rollback_update(n: u8, seconds: i64) -> PublishedUpdate {
     PublishedUpdate::roll_back_to_embedded(id(n), directive.to_bytes(), None).unwrap()
 }
 
-pub(crate) fn request(version: ProtocolVersion) -> ManifestRequest {
+pub(crate) fn request(version: ProtocolVersion) -> ManifestRequest<'static> {
     ManifestRequest {
         platform: Platform::Ios,
         runtime_version: "1".into(),
@@ -76,7 +76,7 @@ fn the_newest_manifest_wins_in_any_order() {
 fn running_the_chosen_update_is_no_update_available_for_v1_only() {
     let updates = [manifest_update(1, 10)];
     let mut v1 = request(ProtocolVersion::V1);
-    v1.current_update_id = Some(id(1).to_string().to_uppercase());
+    v1.current_update_id = Some(id(1).to_string().to_uppercase().into());
     assert_eq!(decide(&updates, &v1).unwrap(), Decision::NoUpdateAvailable);
     let mut v0 = request(ProtocolVersion::V0);
     v0.current_update_id = v1.current_update_id.clone();
@@ -167,7 +167,7 @@ fn partial_rollouts_split_devices_and_keep_them_in_as_they_grow() {
         let now_in: Vec<bool> = (0..200)
             .map(|i| {
                 let mut r = request(ProtocolVersion::V1);
-                r.client_id = Some(format!("device-{i}"));
+                r.client_id = Some(format!("device-{i}").into());
                 chosen_id(decide(&updates, &r).unwrap()) == Some(id(2))
             })
             .collect();
@@ -231,9 +231,9 @@ proptest! {
             })
             .collect();
         let mut r = request(if v1 { ProtocolVersion::V1 } else { ProtocolVersion::V0 });
-        r.current_update_id = current.map(|n| id(n).to_string());
-        r.embedded_update_id = embedded.map(|n| id(n).to_string());
-        r.client_id = client;
+        r.current_update_id = current.map(|n| id(n).to_string().into());
+        r.embedded_update_id = embedded.map(|n| id(n).to_string().into());
+        r.client_id = client.map(Into::into);
         match decide(&updates, &r) {
             Ok(Decision::Manifest(update)) => prop_assert_eq!(update.kind, UpdateKind::Manifest),
             Ok(Decision::RollBackToEmbedded(update)) => {
