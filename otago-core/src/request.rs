@@ -226,13 +226,14 @@ fn header_text<'v>(name: &'static str, raw: &'v [u8]) -> Result<&'v str> {
     }
     let text = std::str::from_utf8(raw)
         .map_err(|_| bad(name, "the value is not UTF-8; send ASCII text"))?;
-    if text.trim_matches([' ', '\t']).chars().any(char::is_control) {
+    let text = text.trim_matches([' ', '\t']);
+    if text.chars().any(char::is_control) {
         return Err(bad(
             name,
             "the value contains control characters; send printable text on one line",
         ));
     }
-    Ok(text.trim_matches([' ', '\t']))
+    Ok(text)
 }
 
 /// The values of the headers the protocol reads, repeats already joined or refused. Values
