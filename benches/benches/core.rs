@@ -76,7 +76,7 @@ fn manifests(c: &mut Criterion) {
     c.bench_function("prepare responses (render every variant at publish)", |b| {
         b.iter(|| {
             let update = PublishedUpdate::manifest(bytes.clone(), Some(signature.clone())).unwrap();
-            PreparedUpdates::new(vec![update], &BTreeMap::new()).unwrap()
+            PreparedUpdates::new(update.into(), &BTreeMap::new()).unwrap()
         });
     });
 }
@@ -91,7 +91,9 @@ fn answering(c: &mut Criterion) {
     )
     .unwrap();
     let prepared = PreparedUpdates::new(
-        vec![PublishedUpdate::manifest(bytes, Some(signature)).unwrap()],
+        PublishedUpdate::manifest(bytes, Some(signature))
+            .unwrap()
+            .into(),
         &BTreeMap::new(),
     )
     .unwrap();

@@ -48,7 +48,7 @@ fn publish() -> Result<PreparedUpdates, Box<dyn Error>> {
         expo_client: Some(serde_json::json!({ "name": "Example", "slug": "example" })),
     })?;
     let update = PublishedUpdate::manifest(manifest.to_bytes(), None)?;
-    Ok(PreparedUpdates::new(vec![update], &BTreeMap::new())?)
+    Ok(PreparedUpdates::new(update.into(), &BTreeMap::new())?)
 }
 
 /// What an HTTP layer writes out.

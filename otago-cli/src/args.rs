@@ -80,7 +80,7 @@ pub enum Command {
     Updates(UpdatesCommand),
     /// Republish an earlier update group, or send apps back to the update embedded in their build.
     Rollback(RollbackArgs),
-    /// Change the rollout percentage of the newest update group, or revert it.
+    /// Raise the rollout in progress, or revert it.
     Rollout(RolloutArgs),
     /// Code signing keys and certificates.
     #[command(subcommand)]
@@ -275,9 +275,27 @@ pub struct DeployArgs {
     /// Use this runtime version for every platform instead of resolving the app's policy.
     #[arg(long)]
     pub runtime_version: Option<String>,
-    /// Serve the update to this percentage of devices (0-100).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub rollout_percentage: u8,
+    /// Serve the update to this percentage of devices (0-100, default 100); under 100 it is a
+    /// rollout: the other devices keep what they get now, and a signed standby revert is
+    /// published with it so that `otago rollout --revert` (or the health gate) brings the
+    /// devices that took it back at once.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub rollout_percentage: Option<u8>,
+    /// For a rollout: revert it by itself once this share of the devices it was served to
+    /// report a failed launch (judged from 20 devices); `off` disables the gate.
+    #[arg(long, value_name = "PERCENT|off", default_value = "5%")]
+    pub max_failure_rate: String,
+    /// For a rollout: raise the percentage through these steps (e.g. `1,10,50,100`) while the
+    /// update is healthy; the first step is where it starts.
+    #[arg(long, value_name = "STEPS", requires = "ramp_every")]
+    pub ramp: Option<String>,
+    /// Time between ramp steps: `90s`, `30m`, `1h`, `1d`.
+    #[arg(long, value_name = "DURATION", requires = "ramp")]
+    pub ramp_every: Option<String>,
+    /// Fail (instead of warning) when no device asked for the update's runtime version in the
+    /// last 30 days.
+    #[arg(long)]
+    pub strict: bool,
     /// The private key that signs the manifests (PEM, PKCS#1 or PKCS#8).
     #[arg(long, env = EnvVars::OTAGO_PRIVATE_KEY, value_name = "FILE")]
     pub private_key_path: Option<PathBuf>,
@@ -303,6 +321,15 @@ pub enum UpdatesCommand {
         /// At most this many groups.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+    /// One update group in detail: its updates, rollout, health gate, ramp and revert.
+    View {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// The group's id, as `otago updates list` shows it.
+        #[arg(value_name = "GROUP")]
+        group: String,
     },
 }
 
@@ -347,16 +374,19 @@ pub struct RolloutArgs {
     /// The project.
     #[command(flatten)]
     pub project: ProjectArg,
-    /// Serve the group to this percentage of devices (0-100).
+    /// Raise the rollout to this percentage of devices (100 completes it; lowering is refused:
+    /// devices that have the update keep it, revert instead).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub percentage: Option<u8>,
-    /// Stop serving the group; devices get the previous one again.
+    /// Revert the rollout: devices that took the update get its signed standby revert (the
+    /// code they ran before), the others are told there is no update.
     #[arg(long)]
     pub revert: bool,
-    /// The group to change (default: the newest, of --runtime-version if given).
+    /// The group whose rollout to change (default: the rollout in progress, of
+    /// --runtime-version if given).
     #[arg(long)]
     pub group: Option<String>,
-    /// Pick the newest group of this runtime version.
+    /// Pick the rollout in progress of this runtime version.
     #[arg(long)]
     pub runtime_version: Option<String>,
 }

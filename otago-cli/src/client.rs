@@ -97,8 +97,61 @@ pub struct CreatedKey {
     pub created_at: Option<String>,
 }
 
-/// One update of a group.
+/// Distinct devices an update was served to, that run it and that failed to launch it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Devices it was served to.
+    #[serde(default)]
+    pub served: u64,
+    /// Devices that report running it.
+    #[serde(default)]
+    pub running: u64,
+    /// Devices that report it failed to launch.
+    #[serde(default)]
+    pub failed: u64,
+    /// failed ÷ served, in percent (`None` before it was served).
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
+}
+
+/// A rollout's health gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthGateView {
+    /// Revert once the failure rate is over this percentage.
+    pub max_failure_rate: f64,
+    /// Judged from this many devices served.
+    pub min_devices: u64,
+    /// `healthy`, `too_few_devices` or `unhealthy`, for a rollout in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+}
+
+/// A rollout's scheduled ramp.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RampView {
+    /// The percentages, e.g. `1,10,50,100`.
+    pub steps: String,
+    /// Seconds between steps.
+    pub every_seconds: u64,
+    /// When the next step is due, for a rollout in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step_at: Option<String>,
+}
+
+/// Who reverted a rollout, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertView {
+    /// When.
+    pub at: String,
+    /// `health-gate`, `admin` or a key id.
+    pub by: String,
+    /// Why (the health gate says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One update of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupUpdate {
     /// Platform.
     pub platform: Platform,
@@ -122,10 +175,22 @@ pub struct GroupUpdate {
     /// The `expo-signature` value (single-group requests only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Its devices.
+    #[serde(default)]
+    pub health: Health,
+    /// For a rollout's update: the update devices outside it get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_update_id: Option<String>,
+    /// For a rollout's update: its standby revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_id: Option<String>,
+    /// The standby revert's devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_health: Option<Health>,
 }
 
 /// A published group: one update per platform, published together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     /// Group id (a UUID).
     pub id: String,
@@ -140,15 +205,76 @@ pub struct Group {
     /// Rollout percentage.
     #[serde(default = "full_rollout")]
     pub rollout_percentage: u8,
+    /// `full`, `rollout` (in progress), `reverted` or `withdrawn`.
+    #[serde(default = "full_state")]
+    pub state: String,
     /// Whether it was reverted.
     #[serde(default)]
     pub reverted: bool,
     /// `update` or `rollback_to_embedded`.
     #[serde(default = "update_kind")]
     pub kind: String,
+    /// Its updates' devices together.
+    #[serde(default)]
+    pub health: Health,
+    /// The rollout's health gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<HealthGateView>,
+    /// The rollout's ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<RampView>,
+    /// The revert, once reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert: Option<RevertView>,
     /// Its updates.
     #[serde(default)]
     pub updates: Vec<GroupUpdate>,
+}
+
+fn full_state() -> String {
+    "full".to_owned()
+}
+
+/// What one platform serves for a runtime version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChannelRelease {
+    /// The platform.
+    pub platform: Platform,
+    /// What every device outside a rollout gets; `None`: the embedded update.
+    #[serde(default)]
+    pub base: Option<ReleasedUpdate>,
+    /// The rollout on top, if any.
+    #[serde(default)]
+    pub rollout: Option<ReleasedRollout>,
+}
+
+/// An update with its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReleasedUpdate {
+    /// Its id.
+    pub id: String,
+    /// `update` or `rollback_to_embedded`.
+    pub kind: String,
+    /// The manifest or directive text.
+    pub body: String,
+}
+
+/// A rollout as the release view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReleasedRollout {
+    /// Its group.
+    pub group: String,
+    /// The update rolled out.
+    pub target: String,
+    /// Its percentage.
+    pub percentage: u8,
+    /// Whether it was reverted.
+    pub reverted: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReleaseView {
+    platforms: Vec<ChannelRelease>,
 }
 
 fn full_rollout() -> u8 {
@@ -172,10 +298,45 @@ pub struct NewUpdate {
     pub directive: Option<String>,
     /// The `expo-signature` header value, or `None` when unsigned.
     pub signature: Option<String>,
+    /// For a rollout: its standby revert (the control's code, newer than the update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<NewStandby>,
+}
+
+/// A standby revert to publish with a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewStandby {
+    /// The exact manifest text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// The exact directive text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directive: Option<String>,
+    /// The `expo-signature` header value, or `None` when unsigned.
+    pub signature: Option<String>,
+}
+
+/// A rollout's health gate to publish.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewHealthGate {
+    /// `false` turns the gate off.
+    pub enabled: bool,
+    /// Revert once the failure rate is over this percentage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failure_rate: Option<f64>,
+}
+
+/// A rollout's ramp to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewRamp {
+    /// The percentages, e.g. `1,10,50,100`.
+    pub steps: String,
+    /// Seconds between steps.
+    pub every_seconds: u64,
 }
 
 /// A group to publish.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewGroup {
     /// Runtime version of every entry.
     pub runtime_version: String,
@@ -183,6 +344,12 @@ pub struct NewGroup {
     pub message: Option<String>,
     /// Rollout percentage.
     pub rollout_percentage: u8,
+    /// The rollout's health gate (the server's default when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<NewHealthGate>,
+    /// The rollout's ramp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<NewRamp>,
     /// The entries, at most one per platform.
     pub updates: Vec<NewUpdate>,
 }
@@ -554,6 +721,29 @@ impl Client {
             Retry::Idempotent,
         )
         .await
+    }
+
+    /// `GET /api/v1/projects/{ref}/release?runtime_version=`: what each platform serves.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn release(
+        &self,
+        reference: &str,
+        runtime_version: &str,
+    ) -> Result<Vec<ChannelRelease>> {
+        let view: ReleaseView = self
+            .json(
+                Method::GET,
+                &format!(
+                    "/api/v1/projects/{reference}/release?runtime_version={}",
+                    percent_encode(runtime_version)
+                ),
+                None::<&()>,
+                Retry::Idempotent,
+            )
+            .await?;
+        Ok(view.platforms)
     }
 
     /// `POST /api/v1/projects/{ref}/groups/{group}/revert`.

@@ -8,14 +8,18 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use otago_core::{
-    DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, SignatureHeader,
-    SigningCertificate, SigningKey, Timestamp, UpdateId,
+    DescribedPlatform, ExportMetadata, FailureRate, Manifest, ManifestSpec, Platform,
+    PublishedUpdate, SignatureHeader, SigningCertificate, SigningKey, Timestamp, UpdateId,
+    UpdateKind, standby_body,
 };
 use rand::RngCore as _;
 use serde::Serialize;
 
 use crate::app::{self, AppConfig, LoadedEnv};
-use crate::client::{Client, Group, NewGroup, NewUpdate, Project};
+use crate::client::{
+    ChannelRelease, Client, Group, NewGroup, NewHealthGate, NewRamp, NewStandby, NewUpdate,
+    Project, ReleasedUpdate,
+};
 use crate::error::{CliError, Result};
 use crate::output::Printer;
 use crate::settings::{Credential, DeploySettings, ServerSettings};
@@ -326,6 +330,9 @@ pub async fn deploy(
         runtime_versions.insert(platform, runtime_version);
     }
 
+    check_update_url(&config, &project)?;
+    let releases = current_releases(&client, &project, &runtime_versions, settings).await?;
+
     // Manifests: same creation time for the whole deploy, a fresh id per platform.
     let created_at = now()?;
     let expo_client = config.public_config();
@@ -355,7 +362,15 @@ pub async fn deploy(
         let text = String::from_utf8(bytes).map_err(|_| CliError::Invalid {
             reason: "the manifest is not UTF-8".to_owned(),
         })?;
-        entries.push((platform, manifest.id.to_string(), text, signature));
+        let standby = if settings.rollout_percentage < 100 {
+            let control = releases
+                .get(&(runtime_versions[&platform].clone(), platform))
+                .and_then(|release| release.base.as_ref());
+            Some(standby_for(control, created_at, signer.as_ref())?)
+        } else {
+            None
+        };
+        entries.push((platform, manifest.id.to_string(), text, signature, standby));
     }
     if let Some(signer) = &signer {
         printer.done(format!(
@@ -372,7 +387,7 @@ pub async fn deploy(
     let step = printer.step("Publishing");
     let mut by_runtime: BTreeMap<String, Vec<NewUpdate>> = BTreeMap::new();
     let mut ids = BTreeMap::new();
-    for (platform, id, manifest, signature) in entries {
+    for (platform, id, manifest, signature, standby) in entries {
         ids.insert(platform, id);
         by_runtime
             .entry(runtime_versions[&platform].clone())
@@ -382,8 +397,18 @@ pub async fn deploy(
                 manifest: Some(manifest),
                 directive: None,
                 signature,
+                standby,
             });
     }
+    let rollout = settings.rollout_percentage < 100;
+    let health_gate = rollout.then(|| NewHealthGate {
+        enabled: settings.max_failure_rate.is_some(),
+        max_failure_rate: settings.max_failure_rate.map(FailureRate::as_percent),
+    });
+    let ramp = settings.ramp.as_ref().map(|ramp| NewRamp {
+        steps: ramp.steps_text(),
+        every_seconds: ramp.every.as_secs(),
+    });
     let mut groups = Vec::new();
     let mut updates = Vec::new();
     for (runtime_version, group_updates) in by_runtime {
@@ -395,6 +420,8 @@ pub async fn deploy(
                     runtime_version: runtime_version.clone(),
                     message: settings.message.clone(),
                     rollout_percentage: settings.rollout_percentage,
+                    health_gate: health_gate.clone(),
+                    ramp: ramp.clone(),
                     updates: group_updates,
                 },
             )
@@ -427,6 +454,89 @@ pub async fn deploy(
         assets,
         env_files: env.resolved.files.clone(),
         input_dir: settings.input_dir.clone(),
+    })
+}
+
+/// Refuses a deploy whose app config points its apps at another update URL than this
+/// project's: those apps would never see the update.
+fn check_update_url(config: &AppConfig, project: &Project) -> Result<()> {
+    let expected = project.update_url.trim_end_matches('/');
+    match config.update_url() {
+        Some(url) if url.trim_end_matches('/') == expected => Ok(()),
+        Some(url) => Err(CliError::AppConfig {
+            reason: format!(
+                "updates.url is `{url}`, but project {}'s update URL is `{expected}`: apps built with this config would never get this update; set updates.url to `{expected}` and rebuild the app, or deploy to the project `{url}` belongs to",
+                project.reference
+            ),
+        }),
+        None => Err(CliError::AppConfig {
+            reason: format!(
+                "updates.url is not set, so apps built with this config ask no server for updates; set it to project {}'s update URL `{expected}` and rebuild the app",
+                project.reference
+            ),
+        }),
+    }
+}
+
+/// What each (runtime version, platform) of the deploy serves now; refuses, before anything
+/// is uploaded, when a rollout is in progress there.
+async fn current_releases(
+    client: &Client,
+    project: &Project,
+    runtime_versions: &BTreeMap<Platform, String>,
+    settings: &DeploySettings,
+) -> Result<BTreeMap<(String, Platform), ChannelRelease>> {
+    let mut releases = BTreeMap::new();
+    let distinct: BTreeSet<&String> = runtime_versions.values().collect();
+    for runtime_version in distinct {
+        for release in client.release(&project.reference, runtime_version).await? {
+            if !settings.platforms.contains(&release.platform) {
+                continue;
+            }
+            if let Some(rollout) = release.rollout.as_ref().filter(|r| !r.reverted) {
+                return Err(CliError::Invalid {
+                    reason: format!(
+                        "group {} is being rolled out to {}% of {} devices (runtime version {runtime_version}); finish it with `otago rollout --project {project} --percentage 100` or revert it with `otago rollout --project {project} --revert`, then deploy again",
+                        rollout.group,
+                        rollout.percentage,
+                        release.platform,
+                        project = project.reference
+                    ),
+                });
+            }
+            releases.insert((runtime_version.clone(), release.platform), release);
+        }
+    }
+    Ok(releases)
+}
+
+/// The standby revert of a rollout over `control` (`None`: the devices' embedded update),
+/// signed like the update: what the server serves to the devices that took the rollout once
+/// it is reverted.
+fn standby_for(
+    control: Option<&ReleasedUpdate>,
+    created_at: Timestamp,
+    signer: Option<&Signer>,
+) -> Result<NewStandby> {
+    let control = match control {
+        Some(control) if control.kind == "update" => Some(
+            PublishedUpdate::manifest(control.body.clone().into_bytes(), None).map_err(
+                CliError::core(format!("reading the served update {}", control.id)),
+            )?,
+        ),
+        _ => None,
+    };
+    let (kind, bytes) = standby_body(control.as_ref(), created_at, new_update_id())
+        .map_err(CliError::core("making the standby revert"))?;
+    let signature = signer.map(|s| s.sign(&bytes)).transpose()?;
+    let text = String::from_utf8(bytes).map_err(|_| CliError::Invalid {
+        reason: "the standby revert is not UTF-8".to_owned(),
+    })?;
+    let is_manifest = kind == UpdateKind::Manifest;
+    Ok(NewStandby {
+        manifest: is_manifest.then(|| text.clone()),
+        directive: (!is_manifest).then_some(text),
+        signature,
     })
 }
 

@@ -110,6 +110,9 @@ pub async fn run_async(settings: Settings, printer: &Printer) -> Result<()> {
             )
             .await?,
         ),
+        CommandSettings::UpdatesView { project, group } => {
+            printer.result(&rollback::view_update(server, &project, &group).await?)
+        }
         CommandSettings::Rollback(rollback_settings) => {
             printer.result(&rollback::rollback(&rollback_settings, server, printer).await?)
         }

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::args::ColorArg;
-use crate::client::Group;
+use crate::client::{Group, Health};
 use crate::codesigning::CodesigningReport;
 use crate::deploy::DeployReport;
 use crate::doctor::{CheckStatus, DoctorReport};
@@ -577,13 +577,22 @@ impl Render for DeployReport {
     }
 }
 
-fn render_group(out: &mut dyn Write, group: &Group) -> std::io::Result<()> {
-    let status = if group.reverted {
-        format!("{RED}reverted{RED:#}")
-    } else if group.rollout_percentage < 100 {
-        format!("{YELLOW}{}%{YELLOW:#}", group.rollout_percentage)
-    } else {
-        "100%".to_owned()
+fn health_text(health: &Health) -> String {
+    match health.failure_rate {
+        Some(rate) => format!(
+            "{} served, {} running, {} failed ({rate:.1} %)",
+            health.served, health.running, health.failed
+        ),
+        None => "not served yet".to_owned(),
+    }
+}
+
+fn render_group(out: &mut dyn Write, group: &Group, detailed: bool) -> std::io::Result<()> {
+    let status = match group.state.as_str() {
+        "reverted" => format!("{RED}reverted{RED:#}"),
+        "withdrawn" => format!("{DIM}withdrawn{DIM:#}"),
+        "rollout" => format!("{YELLOW}rollout {}%{YELLOW:#}", group.rollout_percentage),
+        _ => "100%".to_owned(),
     };
     let kind = if group.kind == "rollback_to_embedded" {
         " (roll back to embedded)"
@@ -605,10 +614,62 @@ fn render_group(out: &mut dyn Write, group: &Group) -> std::io::Result<()> {
     for update in &group.updates {
         writeln!(
             out,
-            "  {DIM}{:<8}{DIM:#} {}{}",
+            "  {DIM}{:<8}{DIM:#} {}{}  {}",
             update.platform.as_str(),
             update.id,
-            if update.signed { "  signed" } else { "" }
+            if update.signed { "  signed" } else { "" },
+            health_text(&update.health)
+        )?;
+        if detailed {
+            if let Some(control) = &update.control_update_id {
+                writeln!(out, "  {DIM}{:<8}{DIM:#} control {control}", "")?;
+            }
+            if let Some(standby) = &update.standby_id {
+                let health = update.standby_health.unwrap_or_default();
+                writeln!(
+                    out,
+                    "  {DIM}{:<8}{DIM:#} standby revert {standby}  {}",
+                    "",
+                    health_text(&health)
+                )?;
+            }
+        }
+    }
+    if let Some(gate) = &group.health_gate {
+        writeln!(
+            out,
+            "  health gate: revert over {:.1} % failed (from {} devices){}",
+            gate.max_failure_rate,
+            gate.min_devices,
+            gate.verdict
+                .as_deref()
+                .map(|v| format!(", now {}", v.replace('_', " ")))
+                .unwrap_or_default()
+        )?;
+    }
+    if let Some(ramp) = &group.ramp {
+        writeln!(
+            out,
+            "  ramp: {} every {} s{}",
+            ramp.steps,
+            ramp.every_seconds,
+            ramp.next_step_at
+                .as_deref()
+                .map(|at| format!(", next step at {at} if healthy"))
+                .unwrap_or_default()
+        )?;
+    }
+    if let Some(revert) = &group.revert {
+        writeln!(
+            out,
+            "  {RED}reverted{RED:#} at {} by {}{}",
+            revert.at,
+            revert.by,
+            revert
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         )?;
     }
     Ok(())
@@ -624,7 +685,7 @@ impl Render for UpdatesList {
             );
         }
         for group in &self.groups {
-            render_group(out, group)?;
+            render_group(out, group, false)?;
         }
         Ok(())
     }
@@ -657,7 +718,21 @@ impl Render for RollbackReport {
 
 impl Render for RolloutReport {
     fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        render_group(out, &self.group)
+        let done = match (self.action, self.group.state.as_str()) {
+            ("revert", _) => {
+                "Reverted the rollout: devices that took it get its standby revert (the code they ran before); the others are told there is no update"
+            }
+            (_, "full") => "The rollout is complete: every device gets the update",
+            _ => "Raised the rollout",
+        };
+        writeln!(out, "{GREEN}✓{GREEN:#} {done}")?;
+        render_group(out, &self.group, true)
+    }
+}
+
+impl Render for Group {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        render_group(out, self, true)
     }
 }
 

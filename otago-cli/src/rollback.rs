@@ -196,6 +196,7 @@ pub async fn rollback(
                     manifest: (!is_directive).then(|| text.clone()),
                     directive: is_directive.then_some(text),
                     signature,
+                    standby: None,
                 });
                 updates.push((update.platform, id));
             }
@@ -213,6 +214,8 @@ pub async fn rollback(
                         runtime_version: group.runtime_version.clone(),
                         message: Some(message.clone()),
                         rollout_percentage: 100,
+                        health_gate: None,
+                        ramp: None,
                         updates: entries,
                     },
                 )
@@ -285,6 +288,8 @@ pub async fn rollback(
                             runtime_version: runtime_version.clone(),
                             message: Some(message.clone()),
                             rollout_percentage: 100,
+                            health_gate: None,
+                            ramp: None,
                             updates: platforms
                                 .iter()
                                 .map(|&platform| NewUpdate {
@@ -292,6 +297,7 @@ pub async fn rollback(
                                     manifest: None,
                                     directive: Some(directive.clone()),
                                     signature: signature.clone(),
+                                    standby: None,
                                 })
                                 .collect(),
                         },
@@ -406,11 +412,11 @@ pub async fn rollout(
                 .await?;
             groups
                 .into_iter()
-                .find(|group| !group.reverted)
+                .find(|group| group.state == "rollout")
                 .map(|group| group.id)
                 .ok_or_else(|| CliError::Invalid {
                     reason: format!(
-                        "project {} has no published group{} to change; deploy first",
+                        "project {} has no rollout in progress{}: deploy one with `otago deploy --rollout-percentage N`; to bring devices back after a full release, republish an earlier group with `otago rollback --to GROUP`",
                         settings.project,
                         settings
                             .runtime_version
@@ -424,7 +430,7 @@ pub async fn rollout(
     let (action, group) = match settings.change {
         RolloutChange::Percentage(percentage) => {
             let step = printer.step(format!(
-                "Setting the rollout of group {group_id} to {percentage}%"
+                "Raising the rollout of group {group_id} to {percentage}%"
             ));
             let group = client
                 .set_rollout(&settings.project, &group_id, percentage)
@@ -436,12 +442,9 @@ pub async fn rollout(
             ("percentage", group)
         }
         RolloutChange::Revert => {
-            let step = printer.step(format!("Reverting group {group_id}"));
+            let step = printer.step(format!("Reverting the rollout of group {group_id}"));
             let group = client.revert_group(&settings.project, &group_id).await?;
-            step.done(format!(
-                "Reverted group {}: devices get the previous update again",
-                group.id
-            ));
+            step.done(format!("Reverted group {}", group.id));
             ("revert", group)
         }
     };
@@ -450,6 +453,21 @@ pub async fn rollout(
         action,
         group,
     })
+}
+
+/// `otago updates view`.
+///
+/// # Errors
+/// The server's error.
+pub async fn view_update(server: &ServerSettings, project: &str, group: &str) -> Result<Group> {
+    let client = Client::new(&server.url, Some(server.token(Credential::KeyFirst)?))?;
+    let mut group = client.group(project, group).await?;
+    for update in &mut group.updates {
+        update.manifest = None;
+        update.directive = None;
+        update.signature = None;
+    }
+    Ok(group)
 }
 
 fn bytes_to_text(bytes: Vec<u8>) -> Result<String> {

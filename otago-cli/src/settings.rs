@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use otago_core::Platform;
+use otago_core::{FailureRate, Platform, Ramp};
 
 use crate::args::{
     Args, CodesigningCommand, CodesigningGenerateArgs, ColorArg, Command, DeployArgs, DoctorArgs,
@@ -191,10 +192,88 @@ pub struct DeploySettings {
     pub runtime_version: Option<String>,
     /// Rollout percentage (0-100).
     pub rollout_percentage: u8,
+    /// A rollout's health gate: revert once over this failure rate; `None`: off.
+    pub max_failure_rate: Option<FailureRate>,
+    /// A rollout's ramp.
+    pub ramp: Option<Ramp>,
+    /// An error, not a warning, when no device runs the runtime version.
+    pub strict: bool,
     /// The private key that signs.
     pub private_key_path: Option<PathBuf>,
     /// `.env*` loading.
     pub env: EnvFileSettings,
+}
+
+/// Reads a duration such as `90s`, `30m`, `1h` or `1d`.
+fn duration(name: &str, text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && seconds > 0)
+        .and_then(|n| n.checked_mul(seconds))
+        .map(Duration::from_secs)
+        .ok_or_else(|| CliError::InvalidSetting {
+            name: name.to_owned(),
+            value: text.to_owned(),
+            reason: "write a number and a unit: `90s`, `30m`, `1h` or `1d`".to_owned(),
+        })
+}
+
+/// `otago deploy`'s rollout flags, checked: the percentage, the gate and the ramp.
+fn rollout_plan(args: &DeployArgs) -> Result<(u8, Option<FailureRate>, Option<Ramp>)> {
+    let invalid = |name: &str, value: &str, reason: String| CliError::InvalidSetting {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        reason,
+    };
+    let ramp = match (&args.ramp, &args.ramp_every) {
+        (Some(steps), Some(every)) => Some(
+            Ramp::new(steps, duration("--ramp-every", every)?)
+                .map_err(|err| invalid("--ramp", steps, err.to_string()))?,
+        ),
+        _ => None,
+    };
+    let percentage = match (&ramp, args.rollout_percentage) {
+        (Some(ramp), Some(p)) if p != ramp.first() => {
+            return Err(invalid(
+                "--rollout-percentage",
+                &p.to_string(),
+                format!(
+                    "the ramp starts at its first step, {}%; leave --rollout-percentage out",
+                    ramp.first()
+                ),
+            ));
+        }
+        (Some(ramp), _) => ramp.first(),
+        (None, p) => p.unwrap_or(100),
+    };
+    if ramp.as_ref().is_some_and(|_| percentage >= 100) {
+        return Err(invalid(
+            "--ramp",
+            args.ramp.as_deref().unwrap_or_default(),
+            "a ramp starts under 100%, e.g. `1,10,50,100`".to_owned(),
+        ));
+    }
+    let max_failure_rate = match args.max_failure_rate.trim() {
+        "off" => None,
+        text => Some(
+            text.parse::<FailureRate>()
+                .map_err(|err| invalid("--max-failure-rate", text, format!("{err}, or `off`")))?,
+        ),
+    };
+    Ok((percentage, max_failure_rate, ramp))
 }
 
 /// `otago doctor`, checked.
@@ -365,6 +444,13 @@ pub enum CommandSettings {
         /// Most groups to show.
         limit: u32,
     },
+    /// `updates view`.
+    UpdatesView {
+        /// Project ref.
+        project: String,
+        /// The group.
+        group: String,
+    },
     /// `rollback`.
     Rollback(RollbackSettings),
     /// `rollout`.
@@ -455,6 +541,12 @@ impl Settings {
                 },
                 limit: limit.max(1),
             },
+            Command::Updates(UpdatesCommand::View { project, group }) => {
+                CommandSettings::UpdatesView {
+                    project: project_ref(&project.project)?,
+                    group: path_segment("GROUP", &group)?,
+                }
+            }
             Command::Rollback(rollback) => {
                 CommandSettings::Rollback(rollback_settings(rollback, env)?)
             }
@@ -493,6 +585,7 @@ fn doctor_settings(args: DoctorArgs, env: &EnvSnapshot) -> Result<DoctorSettings
 }
 
 fn deploy_settings(args: DeployArgs, env: &EnvSnapshot) -> Result<DeploySettings> {
+    let (rollout_percentage, max_failure_rate, ramp) = rollout_plan(&args)?;
     Ok(DeploySettings {
         project: project_ref(&args.project.project)?,
         platforms: platforms(args.platform),
@@ -504,7 +597,10 @@ fn deploy_settings(args: DeployArgs, env: &EnvSnapshot) -> Result<DeploySettings
             .runtime_version
             .map(|rv| non_empty("--runtime-version", &rv))
             .transpose()?,
-        rollout_percentage: args.rollout_percentage,
+        rollout_percentage,
+        max_failure_rate,
+        ramp,
+        strict: args.strict,
         private_key_path: args.private_key_path.filter(|p| !p.as_os_str().is_empty()),
         env: EnvFileSettings::new(&args.env, env)?,
     })

@@ -66,6 +66,13 @@ pub enum Error {
         /// What the server has instead.
         available: String,
     },
+    /// A release change breaks a rule: a rollout in progress, a lower percentage, a standby
+    /// revert that does not match its control.
+    #[error("{reason}")]
+    Release {
+        /// What rule, and what to do.
+        reason: String,
+    },
     /// A v0 client asked and there is no manifest to give it.
     #[error("no update is published for this runtime version and platform")]
     NoUpdate,
@@ -136,6 +143,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => 405,
             Self::DirectiveNeedsMultipart => 406,
             Self::NoUpdate => 404,
+            Self::Release { .. } => 409,
             _ => 400,
         }
     }

@@ -42,7 +42,7 @@
 //!
 //! // Server side: render every answer once at publish time...
 //! let update = PublishedUpdate::manifest(bytes.clone(), Some(StoredSignature::parse(&signature)?))?;
-//! let prepared = PreparedUpdates::new(vec![update], &BTreeMap::new())?;
+//! let prepared = PreparedUpdates::new(ChannelRelease::from(update), &BTreeMap::new())?;
 //! // ...then each request only parses headers and picks one.
 //! let headers: [(&str, &[u8]); 4] = [
 //!     ("Expo-Platform", b"ios"),
@@ -73,6 +73,7 @@ mod error;
 mod export;
 mod manifest;
 mod platform;
+mod release;
 mod request;
 mod response;
 mod runtime_version;
@@ -99,6 +100,12 @@ pub use export::{
 };
 pub use manifest::{Manifest, ManifestAsset, ManifestSpec, UpdateId, asset_url};
 pub use platform::Platform;
+pub use release::{
+    ChannelRelease, DEFAULT_MAX_FAILURE_PERCENT, DEFAULT_MIN_DEVICES, DeviceHash, DeviceSketch,
+    FailureRate, HealthGate, MIN_RAMP_INTERVAL, Ramp, RampAction, Role, Rollout, SKETCH_BYTES,
+    UpdateHealth, Verdict, check_rollout_change, check_standby, ramp_action, standby_body,
+    standby_update,
+};
 pub use request::{
     ExpectSignature, MAX_HEADER_VALUE_BYTES, MAX_ID_LEN, ManifestRequest, ProtocolVersion,
     ResponseFormat, extra_params_header_value, parse_extra_params, parse_recent_failed_update_ids,

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::selection::{Outcome, Slot, decide_top_two, newest_first};
+use crate::selection::{Outcome, View, decide_role};
 use crate::{
-    DecisionKind, Directive, Error, ExpectSignature, Manifest, ManifestRequest, ProtocolVersion,
-    PublishedUpdate, ResponseFormat, Result, UpdateKind,
+    ChannelRelease, DecisionKind, Directive, Error, ExpectSignature, Manifest, ManifestRequest,
+    ProtocolVersion, PublishedUpdate, ResponseFormat, Result, Role, UpdateKind,
 };
 
 mod multipart;
@@ -169,12 +169,6 @@ impl Renderings {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    update: PublishedUpdate,
-    renderings: Renderings,
-}
-
 /// The answer to one request: what was decided and the pre-rendered response to send.
 #[derive(Debug, Clone, Copy)]
 pub struct Answer<'a> {
@@ -182,16 +176,22 @@ pub struct Answer<'a> {
     pub kind: DecisionKind,
     /// The update served, for [`DecisionKind::Manifest`] and [`DecisionKind::RollBackToEmbedded`].
     pub update: Option<&'a PublishedUpdate>,
+    /// The part the served update plays in the release.
+    pub role: Option<Role>,
     /// The response to write out as is (without its body for `HEAD`).
     pub response: &'a RenderedResponse,
 }
 
-/// The published updates of one (project, platform, runtime version), with every response
-/// they can produce rendered.
+/// The release of one (project, platform, runtime version), with every response it can
+/// produce rendered.
 #[derive(Debug, Clone)]
 pub struct PreparedUpdates {
-    /// Newest first.
-    entries: Vec<Entry>,
+    release: ChannelRelease,
+    /// Per [`Role::index`]: the renderings of the update playing that role.
+    renderings: [Option<Renderings>; 3],
+    /// Per [`Role::index`]: the lowercase id and kind of the update playing that role.
+    ids: [Option<(String, UpdateKind)>; 3],
+    base_aliases: Vec<String>,
     runtime_version: Option<String>,
     no_update_available: RenderedResponse,
     no_content: RenderedResponse,
@@ -270,33 +270,57 @@ fn check_asset_request_headers(headers: &AssetRequestHeaders) -> Result<()> {
     Ok(())
 }
 
+fn directive_renderings(update: &PublishedUpdate) -> Result<Renderings> {
+    let Directive::RollBackToEmbedded { parameters } = Directive::parse(&update.body.bytes)? else {
+        return Err(Error::InvalidManifest {
+            reason: format!(
+                "update {}: the body is not a rollBackToEmbedded directive",
+                update.id
+            ),
+        });
+    };
+    if parameters.commit_time != update.created_at {
+        return Err(Error::InvalidManifest {
+            reason: format!(
+                "update {}: commitTime differs from the update's created_at",
+                update.id
+            ),
+        });
+    }
+    let signature = update.body.signature.as_ref().map(|s| s.header_value());
+    let rendered = multipart::render(&[multipart::Part {
+        name: "directive",
+        signature,
+        body: &update.body.bytes,
+    }])?;
+    Ok(Renderings::RollBackToEmbedded {
+        multipart_v1: RenderedResponse::multipart(ProtocolVersion::V1, &rendered),
+    })
+}
+
 impl PreparedUpdates {
-    /// Checks the updates of one (project, platform, runtime version) and renders every
-    /// response they can produce. `asset_request_headers` go, per manifest, into the
-    /// `extensions` part for the asset keys that manifest has.
+    /// Checks the release of one (project, platform, runtime version) (see
+    /// [`ChannelRelease::check`]) and renders every response it can produce.
+    /// `asset_request_headers` go, per manifest, into the `extensions` part for the asset
+    /// keys that manifest has.
     ///
     /// # Errors
     /// [`Error::InvalidManifest`] when a body does not parse as its kind, its id or date
     /// disagrees with the update's, two updates share an id, the manifests name different
-    /// runtime versions, a rollout percentage is over 100, a rollback's `commitTime` is not
-    /// later than every other update's `createdAt` it might tie with, or an asset request
-    /// header is invalid.
+    /// runtime versions, or an asset request header is invalid; [`Error::Release`] when the release breaks a
+    /// rule of [`ChannelRelease::check`].
     pub fn new(
-        updates: Vec<PublishedUpdate>,
+        release: ChannelRelease,
         asset_request_headers: &AssetRequestHeaders,
     ) -> Result<Self> {
         check_asset_request_headers(asset_request_headers)?;
+        release.check()?;
         let invalid = |reason: String| Err(Error::InvalidManifest { reason });
         let mut runtime_version: Option<String> = None;
-        let mut entries = Vec::with_capacity(updates.len());
-        for update in updates {
-            if update.rollout_percentage > 100 {
-                return invalid(format!(
-                    "update {}: rollout percentage {} is over 100",
-                    update.id, update.rollout_percentage
-                ));
-            }
-            let renderings = match update.kind {
+        let mut renderings: [Option<Renderings>; 3] = [None, None, None];
+        let mut ids: [Option<(String, UpdateKind)>; 3] = [None, None, None];
+        for (role, update) in release.updates() {
+            let rendered = match update.kind {
                 UpdateKind::Manifest => {
                     let manifest = Manifest::parse(&update.body.bytes)?;
                     if (manifest.id, manifest.created_at) != (update.id, update.created_at) {
@@ -314,51 +338,17 @@ impl PreparedUpdates {
                         }
                         _ => runtime_version = Some(manifest.runtime_version.clone()),
                     }
-                    manifest_renderings(&update, &manifest, asset_request_headers)?
+                    manifest_renderings(update, &manifest, asset_request_headers)?
                 }
-                UpdateKind::RollBackToEmbedded => {
-                    let Directive::RollBackToEmbedded { parameters } =
-                        Directive::parse(&update.body.bytes)?
-                    else {
-                        return invalid(format!(
-                            "update {}: the body is not a rollBackToEmbedded directive",
-                            update.id
-                        ));
-                    };
-                    if parameters.commit_time != update.created_at {
-                        return invalid(format!(
-                            "update {}: commitTime differs from the update's created_at",
-                            update.id
-                        ));
-                    }
-                    let signature = update.body.signature.as_ref().map(|s| s.header_value());
-                    let rendered = multipart::render(&[multipart::Part {
-                        name: "directive",
-                        signature,
-                        body: &update.body.bytes,
-                    }])?;
-                    Renderings::RollBackToEmbedded {
-                        multipart_v1: RenderedResponse::multipart(ProtocolVersion::V1, &rendered),
-                    }
-                }
+                UpdateKind::RollBackToEmbedded => directive_renderings(update)?,
             };
-            entries.push(Entry { update, renderings });
+            renderings[role.index()] = Some(rendered);
+            ids[role.index()] = Some((update.id.to_string(), update.kind));
         }
-        entries.sort_by(|a, b| newest_first(&a.update, &b.update));
-        let mut ids = std::collections::BTreeSet::new();
-        if let Some(twice) = entries.iter().find(|entry| !ids.insert(entry.update.id)) {
-            return invalid(format!("update {} is published twice", twice.update.id));
-        }
-        for pair in entries.windows(2) {
-            let (a, b) = (&pair[0].update, &pair[1].update);
-            let rollback = [a, b]
-                .into_iter()
-                .find(|u| u.kind == UpdateKind::RollBackToEmbedded);
-            if let Some(rollback) = rollback.filter(|_| a.created_at == b.created_at) {
-                return invalid(format!(
-                    "rollback {}: its commitTime must be later than the createdAt of the updates it supersedes",
-                    rollback.id
-                ));
+        let all: Vec<&PublishedUpdate> = release.updates().map(|(_, u)| u).collect();
+        for (i, a) in all.iter().enumerate() {
+            if all[i + 1..].iter().any(|b| b.id == a.id) {
+                return invalid(format!("update {} is published twice", a.id));
             }
         }
         let directive = multipart::render(&[multipart::Part {
@@ -366,16 +356,25 @@ impl PreparedUpdates {
             signature: None,
             body: &Directive::NoUpdateAvailable.to_bytes(),
         }])?;
+        let base_aliases = release
+            .base_aliases
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let mut prepared = Self {
-            entries,
+            release,
+            renderings,
+            ids,
+            base_aliases,
             runtime_version,
             no_update_available: RenderedResponse::multipart(ProtocolVersion::V1, &directive),
             no_content: RenderedResponse::new(204, ProtocolVersion::V1, None, None, Bytes::new()),
         };
         let every = prepared
-            .entries
+            .renderings
             .iter_mut()
-            .flat_map(|entry| entry.renderings.iter_mut())
+            .flatten()
+            .flat_map(Renderings::iter_mut)
             .chain([&mut prepared.no_update_available, &mut prepared.no_content]);
         for (index, response) in every.enumerate() {
             response.index = index;
@@ -386,15 +385,33 @@ impl PreparedUpdates {
     /// Every response this can answer with, each once; the `n`th has
     /// [`RenderedResponse::index`] `n`.
     pub fn responses(&self) -> impl Iterator<Item = &RenderedResponse> {
-        self.entries
+        self.renderings
             .iter()
-            .flat_map(|entry| entry.renderings.iter())
+            .flatten()
+            .flat_map(Renderings::iter)
             .chain([&self.no_update_available, &self.no_content])
     }
 
-    /// The updates, newest first.
-    pub fn updates(&self) -> impl Iterator<Item = &PublishedUpdate> {
-        self.entries.iter().map(|entry| &entry.update)
+    /// The release this answers for.
+    #[must_use]
+    pub fn release(&self) -> &ChannelRelease {
+        &self.release
+    }
+
+    /// The updates with their roles: base, target, standby.
+    pub fn updates(&self) -> impl Iterator<Item = (Role, &PublishedUpdate)> {
+        self.release.updates()
+    }
+
+    /// The role of the update with this id (lowercase, as requests carry ids), if it is one
+    /// of the release's.
+    #[must_use]
+    pub fn role_of(&self, id: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| {
+            self.ids[role.index()]
+                .as_ref()
+                .is_some_and(|(known, _)| known.eq_ignore_ascii_case(id))
+        })
     }
 
     /// The runtime version the manifests name (`None` when there is no manifest).
@@ -419,24 +436,28 @@ impl PreparedUpdates {
             .runtime_version
             .as_deref()
             .is_some_and(|rv| rv != request.runtime_version);
-        let visible = if other_runtime {
-            &[][..]
-        } else {
-            &self.entries[..]
+        let rollout = self.release.rollout.as_ref();
+        let mut updates = [None; 3];
+        if !other_runtime {
+            for (slot, id) in updates.iter_mut().zip(&self.ids) {
+                *slot = id.as_ref().map(|(id, kind)| (id.as_str(), *kind));
+            }
+        }
+        let view = View {
+            updates,
+            base_aliases: &self.base_aliases,
+            percentage: rollout.map_or(0, |r| r.percentage),
+            reverted: rollout.is_some_and(|r| r.reverted),
         };
-        let entry = |slot: Slot| match slot {
-            Slot::Newest => visible.first(),
-            Slot::Control => visible.get(1),
+        let found = |role: Role| {
+            self.release
+                .get(role)
+                .zip(self.renderings[role.index()].as_ref())
+                .ok_or(Error::NoUpdate)
         };
-        let outcome = decide_top_two(
-            entry(Slot::Newest).map(|e| &e.update),
-            entry(Slot::Control).map(|e| &e.update),
-            request,
-        )?;
-        let found = |slot: Slot| entry(slot).ok_or(Error::NoUpdate);
-        let (kind, update, response) = match outcome {
-            Outcome::Manifest(slot) => {
-                let Entry { update, renderings } = found(slot)?;
+        let (kind, role, update, response) = match decide_role(&view, request)? {
+            Outcome::Manifest(role) => {
+                let (update, renderings) = found(role)?;
                 check_signature(update, request.expect_signature.as_ref())?;
                 let Renderings::Manifest(renderings) = renderings else {
                     return Err(Error::NoUpdate);
@@ -448,12 +469,13 @@ impl PreparedUpdates {
                 };
                 (
                     DecisionKind::Manifest,
+                    Some(role),
                     Some(update),
                     &per_version[version_index(request.protocol_version)],
                 )
             }
-            Outcome::RollBackToEmbedded(slot) => {
-                let Entry { update, renderings } = found(slot)?;
+            Outcome::RollBackToEmbedded(role) => {
+                let (update, renderings) = found(role)?;
                 if !request.accepts_multipart {
                     return Err(Error::DirectiveNeedsMultipart);
                 }
@@ -461,7 +483,12 @@ impl PreparedUpdates {
                 let Renderings::RollBackToEmbedded { multipart_v1 } = renderings else {
                     return Err(Error::NoUpdate);
                 };
-                (DecisionKind::RollBackToEmbedded, Some(update), multipart_v1)
+                (
+                    DecisionKind::RollBackToEmbedded,
+                    Some(role),
+                    Some(update),
+                    multipart_v1,
+                )
             }
             Outcome::NoUpdateAvailable => {
                 let as_directive = request.accepts_multipart && request.expect_signature.is_none();
@@ -470,13 +497,14 @@ impl PreparedUpdates {
                 } else {
                     &self.no_content
                 };
-                (DecisionKind::NoUpdateAvailable, None, response)
+                (DecisionKind::NoUpdateAvailable, None, None, response)
             }
-            Outcome::NoUpdate => (DecisionKind::NoUpdate, None, &self.no_content),
+            Outcome::NoUpdate => (DecisionKind::NoUpdate, None, None, &self.no_content),
         };
         Ok(Answer {
             kind,
             update,
+            role,
             response,
         })
     }

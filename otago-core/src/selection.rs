@@ -1,12 +1,13 @@
-//! Choosing what to answer: the published updates of one (project, platform, runtime
-//! version), the newest of which wins, with percentage rollouts keyed on `EAS-Client-ID`.
+//! Choosing what to answer from a channel's [`ChannelRelease`]: the base, a rollout's target
+//! for the devices whose `EAS-Client-ID` falls in its percentage, a reverted rollout's standby
+//! for the devices that took its target, never an update the device failed to launch.
 
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    Directive, Error, Manifest, ManifestRequest, ProtocolVersion, Result, SignatureHeader,
-    Timestamp, UpdateId,
+    ChannelRelease, Directive, Error, Manifest, ManifestRequest, ProtocolVersion, Result, Role,
+    SignatureHeader, Timestamp, UpdateId,
 };
 
 /// What a published update is.
@@ -72,16 +73,13 @@ pub struct PublishedUpdate {
     pub created_at: Timestamp,
     /// Manifest or rollback directive.
     pub kind: UpdateKind,
-    /// Share of devices (0–100) that get this update while it is the newest; the others get
-    /// the next newest. Ignored for all but the newest update.
-    pub rollout_percentage: u8,
     /// What is served.
     pub body: SignedBody,
 }
 
 impl PublishedUpdate {
-    /// A manifest update from the manifest bytes the deployer built (and maybe signed),
-    /// fully rolled out; id and `createdAt` are read from the bytes.
+    /// A manifest update from the manifest bytes the deployer built (and maybe signed); id
+    /// and `createdAt` are read from the bytes.
     ///
     /// # Errors
     /// [`Error::InvalidManifest`] (and the like) when the bytes are not a valid manifest.
@@ -92,7 +90,6 @@ impl PublishedUpdate {
             id: manifest.id,
             created_at: manifest.created_at,
             kind: UpdateKind::Manifest,
-            rollout_percentage: 100,
             body: SignedBody { bytes, signature },
         })
     }
@@ -113,27 +110,12 @@ impl PublishedUpdate {
                 id,
                 created_at: parameters.commit_time,
                 kind: UpdateKind::RollBackToEmbedded,
-                rollout_percentage: 100,
                 body: SignedBody { bytes, signature },
             }),
             Directive::NoUpdateAvailable => Err(Error::InvalidManifest {
                 reason: "a published directive must be `rollBackToEmbedded`; `noUpdateAvailable` is the server's own answer".to_owned(),
             }),
         }
-    }
-
-    /// The same update rolled out to `percentage` percent of devices.
-    ///
-    /// # Errors
-    /// [`Error::InvalidManifest`] when `percentage` is over 100.
-    pub fn with_rollout_percentage(mut self, percentage: u8) -> Result<Self> {
-        if percentage > 100 {
-            return Err(Error::InvalidManifest {
-                reason: format!("rollout percentage {percentage} is over 100; use 0 to 100"),
-            });
-        }
-        self.rollout_percentage = percentage;
-        Ok(self)
     }
 }
 
@@ -196,10 +178,15 @@ impl Decision<'_> {
 /// `p` grows.
 #[must_use]
 pub fn rollout_bucket(client_id: &str, update_id: UpdateId) -> u8 {
+    bucket(client_id, &update_id.to_string())
+}
+
+/// [`rollout_bucket`] of an id already written in lowercase.
+fn bucket(client_id: &str, update_id: &str) -> u8 {
     let digest = Sha256::new()
         .chain_update(client_id.as_bytes())
         .chain_update(b":")
-        .chain_update(update_id.to_string().as_bytes())
+        .chain_update(update_id.as_bytes())
         .finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
@@ -207,104 +194,137 @@ pub fn rollout_bucket(client_id: &str, update_id: UpdateId) -> u8 {
     u8::try_from(u64::from_be_bytes(first) % 100).unwrap_or(0)
 }
 
-/// Which of the two candidates a decision refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Newest,
-    Control,
-}
-
-/// A decision in terms of [`Slot`]s, so that prepared structures can find their renderings.
+/// A decision in terms of [`Role`]s, so that prepared structures can find their renderings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    Manifest(Slot),
+    Manifest(Role),
     NoUpdateAvailable,
-    RollBackToEmbedded(Slot),
+    RollBackToEmbedded(Role),
     NoUpdate,
 }
 
-/// The decision given the newest update and the one before it (the rollout control).
-pub(crate) fn decide_top_two(
-    newest: Option<&PublishedUpdate>,
-    control: Option<&PublishedUpdate>,
-    request: &ManifestRequest,
-) -> Result<Outcome> {
-    let (slot, chosen) = match newest {
-        Some(newest) if in_rollout(newest, request) => (Slot::Newest, Some(newest)),
-        _ => (Slot::Control, control),
+/// What selection needs of a release: per role the lowercase id and kind, the base's
+/// aliases, the rollout's percentage and state. Borrowed, so answering allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub(crate) updates: [Option<(&'a str, UpdateKind)>; 3],
+    pub(crate) base_aliases: &'a [String],
+    pub(crate) percentage: u8,
+    pub(crate) reverted: bool,
+}
+
+impl View<'_> {
+    fn id(&self, role: Role) -> Option<&str> {
+        self.updates[role.index()].map(|(id, _)| id)
+    }
+}
+
+/// The decision for `request` (see [`decide`]).
+pub(crate) fn decide_role(view: &View<'_>, request: &ManifestRequest) -> Result<Outcome> {
+    let current = request.current_update_id.as_deref();
+    // Ids arrive lowercased from `ManifestRequest::parse`; compared without case all the same.
+    let is_current = |id: Option<&str>| {
+        id.zip(current)
+            .is_some_and(|(id, current)| id.eq_ignore_ascii_case(current))
     };
-    let v1 = request.protocol_version == ProtocolVersion::V1;
-    let current_is = |id: &str| {
-        request
-            .current_update_id
-            .as_deref()
-            .is_some_and(|current| current.eq_ignore_ascii_case(id))
+    let failed = |role: Role| {
+        view.id(role).is_some_and(|id| {
+            request
+                .recent_failed_update_ids
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(id))
+        })
     };
-    match chosen {
-        None if v1 => Ok(Outcome::NoUpdate),
-        Some(update) if update.kind == UpdateKind::Manifest => {
-            if v1 && current_is(&update.id.to_string()) {
-                Ok(Outcome::NoUpdateAvailable)
-            } else {
-                Ok(Outcome::Manifest(slot))
-            }
+    let has_rollout = view.updates[Role::Target.index()].is_some();
+    let preference: &[Role] = if !has_rollout {
+        &[Role::Base]
+    } else if view.reverted {
+        if is_current(view.id(Role::Target)) {
+            &[Role::Standby, Role::Base]
+        } else {
+            &[Role::Base]
         }
-        Some(_) if v1 => match request.embedded_update_id.as_deref() {
+    } else {
+        let in_rollout = request.client_id.as_deref().is_some_and(|client| {
+            view.id(Role::Target)
+                .is_some_and(|target| bucket(client, target) < view.percentage)
+        });
+        if in_rollout {
+            &[Role::Target, Role::Base]
+        } else {
+            &[Role::Base]
+        }
+    };
+    let chosen = preference
+        .iter()
+        .copied()
+        .find(|&role| view.updates[role.index()].is_some() && !failed(role));
+    let v1 = request.protocol_version == ProtocolVersion::V1;
+    let Some(role) = chosen else {
+        return if v1 {
+            Ok(Outcome::NoUpdate)
+        } else {
+            Err(Error::NoUpdate)
+        };
+    };
+    let on_it = is_current(view.id(role))
+        || (role == Role::Base
+            && (view
+                .base_aliases
+                .iter()
+                .any(|alias| is_current(Some(alias)))
+                || (view.reverted && is_current(view.id(Role::Standby)))));
+    match view.updates[role.index()].map(|(_, kind)| kind) {
+        Some(UpdateKind::Manifest) if v1 && on_it => Ok(Outcome::NoUpdateAvailable),
+        Some(UpdateKind::Manifest) => Ok(Outcome::Manifest(role)),
+        _ if v1 => match request.embedded_update_id.as_deref() {
             None => Ok(Outcome::NoUpdate),
-            Some(embedded) if current_is(embedded) => Ok(Outcome::NoUpdateAvailable),
-            Some(_) => Ok(Outcome::RollBackToEmbedded(slot)),
+            Some(embedded) if is_current(Some(embedded)) => Ok(Outcome::NoUpdateAvailable),
+            Some(_) => Ok(Outcome::RollBackToEmbedded(role)),
         },
         _ => Err(Error::NoUpdate),
     }
 }
 
-fn in_rollout(update: &PublishedUpdate, request: &ManifestRequest) -> bool {
-    update.rollout_percentage >= 100
-        || request.client_id.as_deref().is_some_and(|client_id| {
-            rollout_bucket(client_id, update.id) < update.rollout_percentage
-        })
-}
-
-/// The newest-first order: later `created_at` first, ties broken by the larger id.
-pub(crate) fn newest_first(a: &PublishedUpdate, b: &PublishedUpdate) -> std::cmp::Ordering {
-    (b.created_at, b.id).cmp(&(a.created_at, a.id))
-}
-
-/// Decides what `request` gets from `updates`, the published updates of one (project,
-/// platform, runtime version), in any order.
+/// Decides what `request` gets from a channel's release.
 ///
-/// The newest update wins. While it is rolled out to `p` < 100 percent, a device gets it iff
-/// it sent `EAS-Client-ID` and [`rollout_bucket`] is below `p`; every other device gets the
-/// next newest update. A v1 client that already runs the chosen manifest gets
-/// [`Decision::NoUpdateAvailable`]; a rollback applies only to v1 clients that sent
-/// `expo-embedded-update-id` (and is no-update-available if they run it already).
+/// Without a rollout every device gets the base. During a rollout at `p` percent, a device
+/// gets the target iff it sent `EAS-Client-ID` and its [`rollout_bucket`] for the target is
+/// below `p`; every other device gets the base (the control). After a revert, devices that
+/// run the target get the standby, the others the base. A device never gets an update listed
+/// in its `expo-recent-failed-update-ids`: it gets the next eligible one (the base), or no
+/// update. A v1 client that already runs the chosen manifest (or, for the base, one of its
+/// aliases or the active standby) gets [`Decision::NoUpdateAvailable`]; a rollback applies
+/// only to v1 clients that sent `expo-embedded-update-id` (and is no-update-available if
+/// they run it already).
 ///
 /// # Errors
 /// [`Error::NoUpdate`] (404) for a v0 client when there is no manifest to serve: v0 has no
 /// directives and no 204.
-pub fn decide<'a>(
-    updates: &'a [PublishedUpdate],
-    request: &ManifestRequest,
-) -> Result<Decision<'a>> {
-    let mut newest: Option<&PublishedUpdate> = None;
-    let mut control: Option<&PublishedUpdate> = None;
-    for update in updates {
-        if newest.is_none_or(|n| newest_first(update, n).is_lt()) {
-            control = newest;
-            newest = Some(update);
-        } else if control.is_none_or(|c| newest_first(update, c).is_lt()) {
-            control = Some(update);
-        }
+pub fn decide<'a>(release: &'a ChannelRelease, request: &ManifestRequest) -> Result<Decision<'a>> {
+    let ids: Vec<(Role, String, UpdateKind)> = release
+        .updates()
+        .map(|(role, update)| (role, update.id.to_string(), update.kind))
+        .collect();
+    let aliases: Vec<String> = release
+        .base_aliases
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut updates = [None; 3];
+    for (role, id, kind) in &ids {
+        updates[role.index()] = Some((id.as_str(), *kind));
     }
-    let pick = |slot| match slot {
-        Slot::Newest => newest,
-        Slot::Control => control,
+    let view = View {
+        updates,
+        base_aliases: &aliases,
+        percentage: release.rollout.as_ref().map_or(0, |r| r.percentage),
+        reverted: release.rollout.as_ref().is_some_and(|r| r.reverted),
     };
-    Ok(match decide_top_two(newest, control, request)? {
-        Outcome::Manifest(slot) => pick(slot).map_or(Decision::NoUpdate, Decision::Manifest),
-        Outcome::RollBackToEmbedded(slot) => {
-            pick(slot).map_or(Decision::NoUpdate, Decision::RollBackToEmbedded)
-        }
+    let update = |role| release.get(role).ok_or(Error::NoUpdate);
+    Ok(match decide_role(&view, request)? {
+        Outcome::Manifest(role) => Decision::Manifest(update(role)?),
+        Outcome::RollBackToEmbedded(role) => Decision::RollBackToEmbedded(update(role)?),
         Outcome::NoUpdateAvailable => Decision::NoUpdateAvailable,
         Outcome::NoUpdate => Decision::NoUpdate,
     })

@@ -19,10 +19,10 @@ use std::task::{Context, Poll, Waker};
 use base64::Engine as _;
 use bytes::Bytes;
 use otago_core::{
-    AssetRequestHeaders, DecisionKind, DescribedPlatform, Directive, Error, ExportMetadata,
-    Manifest, ManifestRequest, ManifestSpec, Platform, PreparedUpdates, PublishedUpdate,
-    RenderedResponse, SignatureHeader, SigningKey, StoredSignature, Timestamp, UpdateId,
-    common_headers, extra_params_header_value, recent_failed_update_ids_header_value,
+    AssetRequestHeaders, ChannelRelease, DecisionKind, DescribedPlatform, Directive, Error,
+    ExportMetadata, Manifest, ManifestRequest, ManifestSpec, Platform, PreparedUpdates,
+    PublishedUpdate, RenderedResponse, SignatureHeader, SigningKey, StoredSignature, Timestamp,
+    UpdateId, common_headers, extra_params_header_value, recent_failed_update_ids_header_value,
 };
 use serde_json::Value;
 
@@ -131,8 +131,15 @@ fn rollback(keyid: Option<&str>) -> PublishedUpdate {
     .unwrap()
 }
 
-fn prepare(updates: Vec<PublishedUpdate>) -> PreparedUpdates {
-    PreparedUpdates::new(updates, &AssetRequestHeaders::new()).unwrap()
+/// The channel after publishing `updates` in `createdAt` order, each to every device.
+fn prepare(mut updates: Vec<PublishedUpdate>) -> PreparedUpdates {
+    updates.sort_by_key(|update| update.created_at);
+    let release = updates
+        .into_iter()
+        .fold(ChannelRelease::default(), |release, update| {
+            release.publish(update, 100, None).unwrap()
+        });
+    PreparedUpdates::new(release, &AssetRequestHeaders::new()).unwrap()
 }
 
 /// dist-v1 and dist-v2, both signed under `main` (the fixture app's keyid).
@@ -835,12 +842,10 @@ fn c17_rollback_commit_time_is_formatted_and_later() {
     let tied =
         PublishedUpdate::roll_back_to_embedded(UpdateId::from_random_bytes([0x55; 16]), tied, None)
             .unwrap();
-    let err = PreparedUpdates::new(
-        vec![published(&fixture().v2_bytes, None), tied],
-        &AssetRequestHeaders::new(),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("later"), "{err}");
+    let err = ChannelRelease::from(published(&fixture().v2_bytes, None))
+        .publish(tied, 100, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("not newer"), "{err}");
 }
 
 #[test]
@@ -1077,7 +1082,7 @@ fn c30_asset_request_headers_map_keys_to_string_objects() {
         (AssetRequestHeaders::new(), serde_json::json!({})),
         (headers, serde_json::json!({ key: {"x-tenant": "acme"} })),
     ] {
-        let updates = PreparedUpdates::new(vec![published(&f.v2_bytes, None)], &headers).unwrap();
+        let updates = PreparedUpdates::new(published(&f.v2_bytes, None).into(), &headers).unwrap();
         let extensions = part(&parts(req().response(&updates)), "extensions").json();
         let map = extensions["assetRequestHeaders"].as_object().unwrap();
         assert!(map.values().all(|h| {

@@ -69,8 +69,8 @@ pub async fn check_data_dir(data_dir: &Path) -> Result<CheckReport, StartError> 
         ));
     }
     for key in meta.channels().await.map_err(failed)? {
-        let history = meta.history(&key).await.map_err(failed)?;
-        if let Err(err) = crate::live::prepare(&history) {
+        let record = meta.release(&key).await.map_err(failed)?;
+        if let Err(err) = crate::live::prepare(&record, &crate::health::HealthBook::default()) {
             report.problems.push(format!(
                 "updates of project {} / {} / runtime {} cannot be served: {err}",
                 key.project_ref, key.platform, key.runtime_version

@@ -134,6 +134,8 @@ pub struct ServerConfig {
     pub brotli_max_quality: u32,
     /// Bytes of memory for the most requested assets (0: always read them from the store).
     pub asset_memory_bytes: u64,
+    /// How often rollouts are judged by their health gates and ramps take their steps.
+    pub release_tick: Duration,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -148,6 +150,7 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("brotli_max_quality", &self.brotli_max_quality)
             .field("asset_memory_bytes", &self.asset_memory_bytes)
+            .field("release_tick", &self.release_tick)
             .finish()
     }
 }
@@ -168,6 +171,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             brotli_max_quality: 11,
             asset_memory_bytes: DEFAULT_ASSET_MEMORY_MB * 1024 * 1024,
+            release_tick: Duration::from_millis(250),
         })
     }
 

@@ -252,6 +252,7 @@ async fn publish_app(
                 manifest: Some(String::from_utf8_lossy(&bytes).into_owned()),
                 directive: None,
                 signature: Some(signature.to_header_value()),
+                standby: None,
             });
     }
     for (runtime_version, updates) in groups {
@@ -259,6 +260,8 @@ async fn publish_app(
             runtime_version: runtime_version.to_owned(),
             message: Some("example app (demo mode)".to_owned()),
             rollout_percentage: None,
+            health_gate: None,
+            ramp: None,
             updates,
         };
         publish(state, project, request).await?;

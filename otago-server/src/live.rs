@@ -1,11 +1,13 @@
 //! The answers devices get, held in memory: for each project, platform and runtime version the
-//! otago-core [`PreparedUpdates`] with every response rendered at publish time.
+//! otago-core [`PreparedUpdates`] of its release, with every response rendered at publish time.
 //!
-//! Requests only read this map (an `RwLock` held for a pointer copy); publishes, rollout changes
-//! and reverts rebuild the affected entries from the store, one rebuild at a time.
+//! Requests only read this map (an `RwLock` held for a pointer copy). Publishes, rollout
+//! changes and reverts build the new channels first, commit to the store, then install exactly
+//! what they built ([`LiveMap::install`]); at start every channel is built from the store.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
@@ -13,13 +15,61 @@ use bytes::Bytes;
 // come from authenticated publishers, not from devices.
 use hashbrown::HashMap;
 use otago_core::{
-    AssetRequestHeaders, Platform, PreparedUpdates, PublishedUpdate, StoredSignature, UpdateId,
+    AssetRequestHeaders, ChannelRelease, FailureRate, HealthGate, Platform, PreparedUpdates,
+    PublishedUpdate, Ramp, Role, Rollout, StoredSignature, Timestamp, UpdateId, UpdateKind,
+    standby_update,
 };
 
-use crate::store::{ChannelKey, GroupKind, HistoryEntry, MetaStore, StoreError, StoreResult};
+use crate::health::{HealthBook, UpdateCounters};
+use crate::store::{
+    ChannelKey, GroupKind, GroupRecord, GroupState, MetaStore, ReleaseRecord, ServedUpdate,
+    StandbyRecord, StoreResult,
+};
 
-/// How many of a channel's newest updates are prepared: the newest and the rollout control.
-const PREPARED_DEPTH: usize = 2;
+/// The rollout a channel runs, with what the release ticker needs to steer it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RolloutInfo {
+    /// The rollout's group.
+    pub(crate) group_id: String,
+    /// Whether it was reverted.
+    pub(crate) reverted: bool,
+    /// Its health gate, if any.
+    pub(crate) gate: Option<HealthGate>,
+    /// Its ramp, if any.
+    pub(crate) ramp: Option<Ramp>,
+    /// When it reached its current percentage.
+    pub(crate) percentage_since: Timestamp,
+}
+
+impl RolloutInfo {
+    /// The rollout of a group in rollout (or reverted); `None` for any other group.
+    pub(crate) fn of(group: &GroupRecord) -> Result<Option<Self>, otago_core::Error> {
+        if !matches!(group.state, GroupState::Rollout | GroupState::Reverted) {
+            return Ok(None);
+        }
+        let gate = group
+            .gate
+            .map(|gate| {
+                Ok::<_, otago_core::Error>(HealthGate {
+                    max_failure_rate: FailureRate::percent(gate.max_failure_percent)?,
+                    min_devices: gate.min_devices,
+                })
+            })
+            .transpose()?;
+        let ramp = group
+            .ramp
+            .as_ref()
+            .map(|ramp| Ramp::new(&ramp.steps, Duration::from_millis(ramp.every_ms)))
+            .transpose()?;
+        Ok(Some(Self {
+            group_id: group.id.clone(),
+            reverted: group.state == GroupState::Reverted,
+            gate,
+            ramp,
+            percentage_since: group.percentage_since,
+        }))
+    }
+}
 
 /// The prepared answers of one project, platform and runtime version.
 #[derive(Debug)]
@@ -28,8 +78,12 @@ pub(crate) struct LiveChannel {
     pub(crate) prepared: PreparedUpdates,
     /// The same responses as HTTP parts, by [`otago_core::RenderedResponse::index`].
     pub(crate) wire: Vec<WireResponse>,
-    /// Ids of the prepared updates (lowercase), to label adoption counts.
+    /// Ids of the release's updates (lowercase), to label adoption counts.
     pub(crate) known_ids: Vec<String>,
+    /// Per [`Role::index`]: the health counters of the update playing that role.
+    counters: [Option<Arc<UpdateCounters>>; 3],
+    /// The rollout on top of the base, if any.
+    pub(crate) rollout: Option<RolloutInfo>,
 }
 
 /// A rendered response with its status and headers already in `http` types, so a request
@@ -42,7 +96,13 @@ pub(crate) struct WireResponse {
 }
 
 impl LiveChannel {
-    fn new(prepared: PreparedUpdates, known_ids: Vec<String>) -> Result<Self, otago_core::Error> {
+    /// Renders a release and attaches the health counters of its updates.
+    pub(crate) fn new(
+        release: ChannelRelease,
+        rollout: Option<RolloutInfo>,
+        health: &HealthBook,
+    ) -> Result<Self, otago_core::Error> {
+        let prepared = PreparedUpdates::new(release, &AssetRequestHeaders::new())?;
         let wire = prepared
             .responses()
             .map(|rendered| {
@@ -66,17 +126,35 @@ impl LiveChannel {
                 })
             })
             .collect::<Result<_, otago_core::Error>>()?;
+        let mut counters = [None, None, None];
+        let mut known_ids = Vec::new();
+        for (role, update) in prepared.updates() {
+            let id = update.id.to_string();
+            counters[role.index()] = Some(health.counters(&id));
+            known_ids.push(id);
+        }
         Ok(Self {
             prepared,
             wire,
             known_ids,
+            counters,
+            rollout,
         })
+    }
+
+    /// The health counters of the update playing `role`.
+    pub(crate) fn counters(&self, role: Role) -> Option<&Arc<UpdateCounters>> {
+        self.counters[role.index()].as_ref()
+    }
+
+    /// The release served.
+    pub(crate) fn release(&self) -> &ChannelRelease {
+        self.prepared.release()
     }
 }
 
 static EMPTY: LazyLock<Arc<LiveChannel>> = LazyLock::new(|| {
-    PreparedUpdates::new(Vec::new(), &AssetRequestHeaders::new())
-        .and_then(|prepared| LiveChannel::new(prepared, Vec::new()))
+    LiveChannel::new(ChannelRelease::default(), None, &HealthBook::default())
         .map(Arc::new)
         .unwrap_or_else(|err| unreachable!("an empty channel always prepares: {err}"))
 });
@@ -108,43 +186,95 @@ impl ProjectChannels {
 #[derive(Debug, Default)]
 pub(crate) struct LiveMap {
     projects: RwLock<HashMap<String, ProjectChannels>>,
-    rebuild: tokio::sync::Mutex<()>,
 }
 
-/// Turns a stored history entry into what otago-core selects from.
-fn published(entry: &HistoryEntry) -> Result<PublishedUpdate, otago_core::Error> {
-    let update = &entry.update;
-    let body = update.body.clone().unwrap_or_default();
-    let signature = update
-        .signature
-        .as_deref()
-        .map(StoredSignature::parse)
-        .transpose()?;
-    let published = match entry.kind {
-        GroupKind::Update => PublishedUpdate::manifest(body, signature)?,
-        GroupKind::RollBackToEmbedded => {
-            let id: UpdateId = update.id.parse()?;
-            PublishedUpdate::roll_back_to_embedded(id, body, signature)?
-        }
+/// A stored update (or standby) as otago-core sees it.
+fn published(
+    kind: GroupKind,
+    id: &str,
+    body: Option<&Bytes>,
+    signature: Option<&str>,
+) -> Result<PublishedUpdate, otago_core::Error> {
+    let body = body.cloned().unwrap_or_default();
+    let signature = signature.map(StoredSignature::parse).transpose()?;
+    let id: UpdateId = id.parse()?;
+    let kind = match kind {
+        GroupKind::Update => UpdateKind::Manifest,
+        GroupKind::RollBackToEmbedded => UpdateKind::RollBackToEmbedded,
     };
-    published.with_rollout_percentage(entry.rollout_percentage)
+    standby_update(kind, id, body, signature)
 }
 
-/// Prepares the newest entries of a history (newest first).
-pub(crate) fn prepare(history: &[HistoryEntry]) -> Result<LiveChannel, otago_core::Error> {
-    let newest = &history[..history.len().min(PREPARED_DEPTH)];
-    let updates = newest
-        .iter()
-        .map(published)
-        .collect::<Result<Vec<_>, _>>()?;
-    let known_ids = newest
-        .iter()
-        .map(|entry| entry.update.id.to_ascii_lowercase())
-        .collect();
-    LiveChannel::new(
-        PreparedUpdates::new(updates, &AssetRequestHeaders::new())?,
-        known_ids,
+fn served(entry: &ServedUpdate) -> Result<PublishedUpdate, otago_core::Error> {
+    let update = &entry.update;
+    published(
+        entry.group.kind,
+        &update.id,
+        update.body.as_ref(),
+        update.signature.as_deref(),
     )
+}
+
+fn standby(record: &StandbyRecord) -> Result<PublishedUpdate, otago_core::Error> {
+    published(
+        record.kind,
+        &record.id,
+        record.body.as_ref(),
+        record.signature.as_deref(),
+    )
+}
+
+/// The release a stored record describes, with its rollout's group.
+pub(crate) fn release_of(
+    record: &ReleaseRecord,
+) -> Result<(ChannelRelease, Option<RolloutInfo>), otago_core::Error> {
+    let base = record.base.as_ref().map(served).transpose()?;
+    let base_aliases = record
+        .base_aliases
+        .iter()
+        .map(|id| id.parse())
+        .collect::<Result<_, _>>()?;
+    let Some(entry) = &record.rollout else {
+        return Ok((
+            ChannelRelease {
+                base,
+                base_aliases,
+                rollout: None,
+            },
+            None,
+        ));
+    };
+    let standby_record =
+        entry
+            .update
+            .standby
+            .as_ref()
+            .ok_or_else(|| otago_core::Error::InvalidManifest {
+                reason: format!("rollout update {} has no standby revert", entry.update.id),
+            })?;
+    let release = ChannelRelease {
+        base,
+        base_aliases,
+        rollout: Some(Rollout {
+            target: served(entry)?,
+            percentage: entry.group.rollout_percentage,
+            standby: standby(standby_record)?,
+            reverted: entry.group.state == GroupState::Reverted,
+        }),
+    };
+    Ok((release, RolloutInfo::of(&entry.group)?))
+}
+
+/// Builds a channel's answers from a stored record (`None` when it serves nothing).
+pub(crate) fn prepare(
+    record: &ReleaseRecord,
+    health: &HealthBook,
+) -> Result<Option<LiveChannel>, otago_core::Error> {
+    if record.base.is_none() && record.rollout.is_none() {
+        return Ok(None);
+    }
+    let (release, rollout) = release_of(record)?;
+    LiveChannel::new(release, rollout, health).map(Some)
 }
 
 impl LiveMap {
@@ -166,6 +296,27 @@ impl LiveMap {
         )
     }
 
+    /// Every channel with its key.
+    pub(crate) fn all(&self) -> Vec<(ChannelKey, Arc<LiveChannel>)> {
+        let projects = self.read();
+        let mut all = Vec::new();
+        for (project_ref, channels) in projects.iter() {
+            for platform in Platform::ALL {
+                for (runtime_version, channel) in channels.platform(platform) {
+                    all.push((
+                        ChannelKey {
+                            project_ref: project_ref.clone(),
+                            platform,
+                            runtime_version: runtime_version.clone(),
+                        },
+                        Arc::clone(channel),
+                    ));
+                }
+            }
+        }
+        all
+    }
+
     /// Registers a project (with no channels yet).
     pub(crate) fn add_project(&self, project_ref: &str) {
         self.write().entry(project_ref.to_owned()).or_default();
@@ -176,73 +327,49 @@ impl LiveMap {
         self.write().remove(project_ref);
     }
 
-    /// Rebuilds the answers of `keys` from the store. Every key is tried; the first failure is
-    /// returned (and the failing channel keeps its previous answers).
-    pub(crate) async fn refresh(
-        &self,
-        meta: &dyn MetaStore,
-        keys: &[ChannelKey],
-    ) -> StoreResult<()> {
-        let _one_at_a_time = self.rebuild.lock().await;
-        let mut first_error = None;
-        for key in keys {
-            match Self::build(meta, key).await {
-                Ok(channel) => self.install(key, channel),
-                Err(err) => {
-                    tracing::error!(project = %key.project_ref, platform = %key.platform, runtime_version = %key.runtime_version, error = %err, "cannot prepare the answers of a channel");
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    async fn build(
-        meta: &dyn MetaStore,
-        key: &ChannelKey,
-    ) -> StoreResult<Option<Arc<LiveChannel>>> {
-        let history = meta.history(key).await?;
-        if history.is_empty() {
-            return Ok(None);
-        }
-        let prepared = prepare(&history).map_err(|err| {
-            StoreError::backend(format!(
-                "stored updates of {}/{}/{} do not prepare: {err}",
-                key.project_ref, key.platform, key.runtime_version
-            ))
-        })?;
-        Ok(Some(Arc::new(prepared)))
-    }
-
-    fn install(&self, key: &ChannelKey, channel: Option<Arc<LiveChannel>>) {
+    /// Installs channels built beforehand, all at once.
+    pub(crate) fn install(&self, channels: Vec<(ChannelKey, Option<Arc<LiveChannel>>)>) {
         let mut projects = self.write();
-        let Some(channels) = projects.get_mut(&key.project_ref) else {
-            return;
-        };
-        let by_version = channels.platform_mut(key.platform);
-        match channel {
-            Some(channel) => by_version.insert(key.runtime_version.clone(), channel),
-            None => by_version.remove(&key.runtime_version),
-        };
+        for (key, channel) in channels {
+            let Some(project) = projects.get_mut(&key.project_ref) else {
+                continue;
+            };
+            let by_version = project.platform_mut(key.platform);
+            match channel {
+                Some(channel) => by_version.insert(key.runtime_version, channel),
+                None => by_version.remove(&key.runtime_version),
+            };
+        }
     }
 
-    /// Loads every project and channel from the store.
-    pub(crate) async fn load(&self, meta: &dyn MetaStore) -> StoreResult<()> {
+    /// Loads every project and channel from the store, and the health counts of their updates.
+    pub(crate) async fn load(&self, meta: &dyn MetaStore, health: &HealthBook) -> StoreResult<()> {
         let projects = meta.projects().await?;
         let known: HashSet<&str> = projects.iter().map(|p| p.r#ref.as_str()).collect();
         for project in &known {
             self.add_project(project);
         }
-        let channels: Vec<ChannelKey> = meta
-            .channels()
-            .await?
-            .into_iter()
-            .filter(|key| known.contains(key.project_ref.as_str()))
-            .collect();
-        if let Err(err) = self.refresh(meta, &channels).await {
-            // One bad channel must not keep every other project offline; `check` names it.
-            tracing::error!(error = %err, "some published updates could not be loaded");
+        let mut built = Vec::new();
+        for key in meta.channels().await? {
+            if !known.contains(key.project_ref.as_str()) {
+                continue;
+            }
+            let record = meta.release(&key).await?;
+            match prepare(&record, health) {
+                Ok(channel) => built.push((key, channel.map(Arc::new))),
+                // One bad channel must not keep every other project offline; `check` names it.
+                Err(err) => {
+                    tracing::error!(project = %key.project_ref, platform = %key.platform, runtime_version = %key.runtime_version, error = %err, "cannot prepare the answers of a channel");
+                }
+            }
         }
+        let ids: Vec<String> = built
+            .iter()
+            .filter_map(|(_, channel)| channel.as_ref())
+            .flat_map(|channel| channel.known_ids.iter().cloned())
+            .collect();
+        health.load(meta, &ids).await?;
+        self.install(built);
         Ok(())
     }
 

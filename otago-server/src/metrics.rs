@@ -33,6 +33,7 @@ pub(crate) struct Metrics {
     requests: Box<[AtomicU64]>,
     answers: [AtomicU64; 4],
     asset_bytes: AtomicU64,
+    health_gate_reverts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -52,6 +53,7 @@ impl Default for Metrics {
             requests,
             answers: Default::default(),
             asset_bytes: AtomicU64::new(0),
+            health_gate_reverts: AtomicU64::new(0),
         }
     }
 }
@@ -92,6 +94,11 @@ impl Metrics {
     /// Counts asset body bytes about to be sent.
     pub(crate) fn asset_bytes(&self, bytes: u64) {
         self.asset_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts a rollout the health gate reverted.
+    pub(crate) fn health_gate_revert(&self) {
+        self.health_gate_reverts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -137,6 +144,15 @@ impl Metrics {
         out.push_str("# HELP otago_adoption_dropped_total Manifest requests not counted for adoption (counter map full).\n");
         out.push_str("# TYPE otago_adoption_dropped_total counter\n");
         let _ = writeln!(out, "otago_adoption_dropped_total {adoption_dropped}");
+        out.push_str(
+            "# HELP otago_health_gate_reverts_total Rollouts the health gate reverted by itself.\n",
+        );
+        out.push_str("# TYPE otago_health_gate_reverts_total counter\n");
+        let _ = writeln!(
+            out,
+            "otago_health_gate_reverts_total {}",
+            self.health_gate_reverts.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -1,28 +1,41 @@
-//! Publishing a group: every check, then one store transaction, then the live answers.
+//! Publishing a group: every check, the new live answers built, one store transaction, then
+//! exactly those answers installed. A failure at any step leaves the served answers and the
+//! store as they were.
 //!
 //! Used by `POST /api/v1/projects/{ref}/groups` and by the demo, so both go through the same
 //! checks. The manifest and directive bytes are stored exactly as sent, and so is the
-//! `expo-signature` value: the server never re-serialises what the deployer signed.
+//! `expo-signature` value: the server never re-serialises what the deployer signed. A rollout
+//! (a percentage under 100) comes with its standby revert, signed by the deployer like the
+//! update; for unsigned projects the server makes it itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use otago_core::{
-    Manifest, Platform, PublishedUpdate, SignatureHeader, SigningCertificate, StoredSignature,
-    UpdateId, asset_url,
+    ChannelRelease, DEFAULT_MAX_FAILURE_PERCENT, DEFAULT_MIN_DEVICES, FailureRate, Manifest,
+    Platform, PublishedUpdate, Ramp, SignatureHeader, SigningCertificate, StoredSignature,
+    UpdateId, UpdateKind, asset_url, standby_body, standby_update,
 };
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
-use crate::live::LiveChannel;
+use crate::live::{LiveChannel, RolloutInfo};
 use crate::state::AppState;
-use crate::store::{ChannelKey, GroupKind, GroupRecord, ProjectRecord, UpdateRecord};
+use crate::store::{
+    ChannelKey, GateRecord, GroupKind, GroupRecord, GroupState, ProjectRecord, RampRecord,
+    StandbyRecord, UpdateRecord,
+};
 
 /// Longest runtime version accepted.
 const MAX_RUNTIME_VERSION_LEN: usize = 255;
 /// Longest message accepted.
 const MAX_MESSAGE_LEN: usize = 4096;
+/// How far into the future a `createdAt` may be (clock skew between deployer and server).
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// The body of a publish.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,11 +46,46 @@ pub(crate) struct PublishRequest {
     /// A note from the deployer.
     #[serde(default)]
     pub(crate) message: Option<String>,
-    /// Share of devices (0–100, default 100) that get the group.
+    /// Share of devices (0–100, default 100, or the ramp's first step) that get the group.
     #[serde(default)]
     pub(crate) rollout_percentage: Option<u8>,
+    /// The health gate of a rollout (on by default for rollouts).
+    #[serde(default)]
+    pub(crate) health_gate: Option<GateRequest>,
+    /// A scheduled ramp for a rollout.
+    #[serde(default)]
+    pub(crate) ramp: Option<RampRequest>,
     /// One entry per platform.
     pub(crate) updates: Vec<PublishEntry>,
+}
+
+/// A rollout's health gate in a publish.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GateRequest {
+    /// `false` turns the gate off.
+    #[serde(default = "yes")]
+    pub(crate) enabled: bool,
+    /// Revert once failed ÷ served is over this percentage (default 5).
+    #[serde(default)]
+    pub(crate) max_failure_rate: Option<f64>,
+    /// Judge only once served to this many devices (default 20).
+    #[serde(default)]
+    pub(crate) min_devices: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A rollout's ramp in a publish.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RampRequest {
+    /// The percentages, e.g. `1,10,50,100`.
+    pub(crate) steps: String,
+    /// Seconds between steps.
+    pub(crate) every_seconds: u64,
 }
 
 /// One platform's update in a publish.
@@ -55,6 +103,25 @@ pub(crate) struct PublishEntry {
     /// The `expo-signature` value over the exact text.
     #[serde(default)]
     pub(crate) signature: Option<String>,
+    /// For a rollout: the standby revert (see `otago_core::standby_body`).
+    #[serde(default)]
+    pub(crate) standby: Option<StandbyEntry>,
+}
+
+/// A standby revert in a publish: the control's manifest under a new id, or a
+/// `rollBackToEmbedded` directive, newer than the update.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StandbyEntry {
+    /// The exact manifest JSON text.
+    #[serde(default)]
+    pub(crate) manifest: Option<String>,
+    /// The exact directive JSON text.
+    #[serde(default)]
+    pub(crate) directive: Option<String>,
+    /// The `expo-signature` value over the exact text.
+    #[serde(default)]
+    pub(crate) signature: Option<String>,
 }
 
 /// One entry, checked.
@@ -64,6 +131,13 @@ struct Checked {
     signature_text: Option<String>,
     asset_hashes: Vec<String>,
     manifest: Option<Manifest>,
+    standby: Option<CheckedStandby>,
+}
+
+/// A standby, parsed.
+struct CheckedStandby {
+    published: PublishedUpdate,
+    signature_text: Option<String>,
 }
 
 fn refused(
@@ -222,9 +296,11 @@ fn check_entry(
             ));
         }
     };
-    let published = published
-        .with_rollout_percentage(request.rollout_percentage.unwrap_or(100))
-        .map_err(|err| ApiError::bad_request("invalid_rollout", err.to_string(), "use 0 to 100"))?;
+    let standby = entry
+        .standby
+        .as_ref()
+        .map(|standby| check_standby_entry(index, name, standby))
+        .transpose()?;
     let asset_hashes: BTreeSet<String> = manifest
         .iter()
         .flat_map(|m| m.all_assets().map(|a| a.hash.clone()))
@@ -235,6 +311,58 @@ fn check_entry(
         signature_text: entry.signature.clone(),
         asset_hashes: asset_hashes.into_iter().collect(),
         manifest,
+        standby,
+    })
+}
+
+/// Parses a standby revert of entry `index`.
+fn check_standby_entry(
+    index: usize,
+    platform: &str,
+    entry: &StandbyEntry,
+) -> ApiResult<CheckedStandby> {
+    let signature = entry
+        .signature
+        .as_deref()
+        .map(StoredSignature::parse)
+        .transpose()
+        .map_err(|err| {
+            refused(
+                index,
+                platform,
+                "invalid_signature_header",
+                err,
+                "sign the standby like the update",
+            )
+        })?;
+    let hint = "make the standby with otago (otago_core::standby_body)";
+    let (kind, text) = match (&entry.manifest, &entry.directive) {
+        (Some(text), None) => (UpdateKind::Manifest, text),
+        (None, Some(text)) => (UpdateKind::RollBackToEmbedded, text),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_standby",
+                format!(
+                    "updates[{index}] ({platform}): a standby has exactly one of `manifest` and `directive`"
+                ),
+                hint,
+            ));
+        }
+    };
+    let bytes = Bytes::copy_from_slice(text.as_bytes());
+    let id = match kind {
+        UpdateKind::Manifest => {
+            Manifest::parse(&bytes)
+                .map_err(|err| refused(index, platform, "invalid_standby", err, hint))?
+                .id
+        }
+        UpdateKind::RollBackToEmbedded => UpdateId::from_random_bytes(rand::random()),
+    };
+    let published = standby_update(kind, id, bytes, signature)
+        .map_err(|err| refused(index, platform, "invalid_standby", err, hint))?;
+    Ok(CheckedStandby {
+        published,
+        signature_text: entry.signature.clone(),
     })
 }
 
@@ -261,43 +389,77 @@ fn check_signatures(
     let mut keyids = BTreeSet::new();
     for (index, (entry, channel)) in checked.iter().zip(current).enumerate() {
         let name = entry.platform.as_str();
-        let Some(text) = entry.signature_text.as_deref() else {
-            if project.require_signing {
+        // The update, and its standby revert, which must be signed like it.
+        let standby = entry
+            .standby
+            .as_ref()
+            .map(|s| (&s.published, s.signature_text.as_deref()));
+        let signed_update = entry.signature_text.is_some();
+        for (what, (update, text)) in [
+            (
+                "update",
+                Some((&entry.published, entry.signature_text.as_deref())),
+            ),
+            ("standby revert", standby),
+        ]
+        .into_iter()
+        .filter_map(|(what, item)| item.map(|item| (what, item)))
+        {
+            let Some(text) = text else {
+                if project.require_signing || signed_update {
+                    return Err(refused(
+                        index,
+                        name,
+                        "signature_required",
+                        format!(
+                            "the {what} is not signed, but {}",
+                            if project.require_signing {
+                                "the project requires signed updates"
+                            } else {
+                                "the update is, and apps that check signatures refuse unsigned answers"
+                            }
+                        ),
+                        hint,
+                    ));
+                }
+                continue;
+            };
+            let header = SignatureHeader::parse(text)
+                .map_err(|err| refused(index, name, "invalid_signature_header", err, hint))?;
+            if let Some(certificate) = &certificate {
+                certificate
+                    .verify(&update.body.bytes, header.signature())
+                    .map_err(|err| {
+                        refused(
+                            index,
+                            name,
+                            "bad_signature",
+                            format!("the {what}: {err}"),
+                            hint,
+                        )
+                    })?;
+            }
+            keyids.insert(header.keyid().to_owned());
+            let served = channel.as_ref().and_then(|c| {
+                c.prepared
+                    .updates()
+                    .find_map(|(_, u)| u.body.signature.clone())
+            });
+            if let Some(served) = served
+                && served.keyid() != header.keyid()
+            {
                 return Err(refused(
                     index,
                     name,
-                    "signature_required",
-                    "the project requires signed updates and this one is not signed",
-                    hint,
+                    "keyid_mismatch",
+                    format!(
+                        "the {what} is signed with keyid `{}` but this runtime version's updates use `{}`",
+                        header.keyid(),
+                        served.keyid()
+                    ),
+                    "sign with the keyid of the app's codeSigningMetadata; a new key needs a new runtime version",
                 ));
             }
-            continue;
-        };
-        let header = SignatureHeader::parse(text)
-            .map_err(|err| refused(index, name, "invalid_signature_header", err, hint))?;
-        if let Some(certificate) = &certificate {
-            certificate
-                .verify(&entry.published.body.bytes, header.signature())
-                .map_err(|err| refused(index, name, "bad_signature", err, hint))?;
-        }
-        keyids.insert(header.keyid().to_owned());
-        let served = channel
-            .as_ref()
-            .and_then(|c| c.prepared.updates().find_map(|u| u.body.signature.clone()));
-        if let Some(served) = served
-            && served.keyid() != header.keyid()
-        {
-            return Err(refused(
-                index,
-                name,
-                "keyid_mismatch",
-                format!(
-                    "signed with keyid `{}` but this runtime version's updates use `{}`",
-                    header.keyid(),
-                    served.keyid()
-                ),
-                "sign with the keyid of the app's codeSigningMetadata; a new key needs a new runtime version",
-            ));
         }
     }
     if keyids.len() > 1 {
@@ -353,11 +515,34 @@ pub(crate) async fn publish(
     }
     check_assets(state, &checked).await?;
 
+    let now = state.now();
+    for (index, entry) in checked.iter().enumerate() {
+        let latest = now.unix_millis() + i64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap_or(0);
+        if entry.published.created_at.unix_millis() > latest {
+            return Err(refused(
+                index,
+                entry.platform.as_str(),
+                "created_in_future",
+                format!(
+                    "createdAt {} is more than {} minutes ahead of the server's clock ({now})",
+                    entry.published.created_at,
+                    MAX_CLOCK_SKEW.as_secs() / 60
+                ),
+                "check the deploying machine's clock and build the update again",
+            ));
+        }
+    }
+    let plan = ReleasePlan::of(&request)?;
+    check_assets(state, &checked).await?;
+
     let _serialized = state.publish_lock.lock().await;
-    let used = state
-        .meta
-        .used_update_ids(&ids.iter().cloned().collect::<Vec<_>>())
-        .await?;
+    let mut all_ids: Vec<String> = ids.iter().cloned().collect();
+    all_ids.extend(
+        checked
+            .iter()
+            .filter_map(|c| c.standby.as_ref().map(|s| s.published.id.to_string())),
+    );
+    let used = state.meta.used_update_ids(&all_ids).await?;
     if let Some(id) = used.first() {
         return Err(ApiError::conflict(
             "update_id_reused",
@@ -374,38 +559,198 @@ pub(crate) async fn publish(
         })
         .collect();
     check_signatures(project, &checked, &current)?;
-    for (index, (entry, channel)) in checked.iter().zip(&current).enumerate() {
-        check_against_channel(index, entry, channel.as_deref())?;
-    }
 
-    let group = GroupRecord {
-        id: ids::new_uuid(),
+    let group_id = ids::new_uuid();
+    let mut group = GroupRecord {
+        id: group_id.clone(),
         project_ref: project.r#ref.clone(),
         runtime_version: request.runtime_version.clone(),
         message: request.message.clone().unwrap_or_default(),
-        created_at: state.now(),
-        rollout_percentage: request.rollout_percentage.unwrap_or(100),
-        reverted: false,
+        created_at: now,
+        rollout_percentage: plan.percentage,
+        state: if plan.percentage < 100 {
+            GroupState::Rollout
+        } else {
+            GroupState::Full
+        },
         kind: if checked[0].manifest.is_some() {
             GroupKind::Update
         } else {
             GroupKind::RollBackToEmbedded
         },
-        updates: update_records(state, checked).await?,
+        gate: plan.gate,
+        ramp: plan.ramp.clone(),
+        percentage_since: now,
+        revert: None,
+        updates: Vec::new(),
     };
+    let rollout = RolloutInfo::of(&group).map_err(ApiError::internal)?;
+
+    // Build every new channel before anything is stored.
+    let mut built = Vec::with_capacity(checked.len());
+    let mut controls = Vec::with_capacity(checked.len());
+    for (index, (entry, channel)) in checked.iter().zip(&current).enumerate() {
+        let name = entry.platform.as_str();
+        let release = channel
+            .as_ref()
+            .map(|c| c.release().clone())
+            .unwrap_or_default();
+        let standby = match (&entry.standby, plan.percentage < 100) {
+            (_, false) => None,
+            (Some(standby), true) => Some(standby.published.clone()),
+            (None, true) => Some(server_made_standby(project, index, entry, &release)?),
+        };
+        let next = release
+            .publish(entry.published.clone(), plan.percentage, standby)
+            .map_err(|err| release_refused(index, name, project, &release, &err))?;
+        let live = LiveChannel::new(next, rollout.clone(), &state.health)
+            .map_err(|err| refused(index, name, "not_servable", err, "build the update again"))?;
+        controls.push(release.base.as_ref().map(|b| b.id.to_string()));
+        built.push((
+            ChannelKey {
+                project_ref: project.r#ref.clone(),
+                platform: entry.platform,
+                runtime_version: request.runtime_version.clone(),
+            },
+            Some(Arc::new(live)),
+        ));
+    }
+    group.updates = update_records(state, checked, &built, controls).await?;
     state.meta.publish(group.clone()).await?;
-    let keys: Vec<ChannelKey> = group
-        .updates
-        .iter()
-        .map(|u| ChannelKey {
-            project_ref: project.r#ref.clone(),
-            platform: u.platform,
-            runtime_version: group.runtime_version.clone(),
-        })
-        .collect();
-    state.live.refresh(state.meta.as_ref(), &keys).await?;
-    tracing::info!(project = %project.r#ref, group = %group.id, runtime_version = %group.runtime_version, kind = group.kind.as_str(), "group published");
+    state.live.install(built);
+    tracing::info!(project = %project.r#ref, group = %group.id, runtime_version = %group.runtime_version, kind = group.kind.as_str(), rollout = group.rollout_percentage, "group published");
     Ok(group)
+}
+
+/// A publish's rollout settings, checked.
+struct ReleasePlan {
+    percentage: u8,
+    gate: Option<GateRecord>,
+    ramp: Option<RampRecord>,
+}
+
+impl ReleasePlan {
+    fn of(request: &PublishRequest) -> ApiResult<Self> {
+        let invalid =
+            |code, message: String, hint: &str| ApiError::bad_request(code, message, hint);
+        let ramp = request
+            .ramp
+            .as_ref()
+            .map(|ramp| {
+                Ramp::new(&ramp.steps, Duration::from_secs(ramp.every_seconds)).map_err(|err| {
+                    invalid(
+                        "invalid_ramp",
+                        err.to_string(),
+                        "e.g. {\"steps\": \"1,10,50,100\", \"every_seconds\": 3600}",
+                    )
+                })
+            })
+            .transpose()?;
+        let percentage = match (&ramp, request.rollout_percentage) {
+            (Some(ramp), Some(p)) if p != ramp.first() => {
+                return Err(invalid(
+                    "invalid_ramp",
+                    format!(
+                        "the rollout starts at {p}% but the ramp's first step is {}%",
+                        ramp.first()
+                    ),
+                    "leave rollout_percentage out, or make it the ramp's first step",
+                ));
+            }
+            (Some(ramp), _) => ramp.first(),
+            (None, p) => p.unwrap_or(100),
+        };
+        let gate_asked = request.health_gate.as_ref().is_some_and(|g| g.enabled);
+        if percentage >= 100 && (gate_asked || ramp.is_some()) {
+            return Err(invalid(
+                "invalid_rollout",
+                "a health gate or a ramp needs a rollout under 100%: a release to every device has no control to revert to".to_owned(),
+                "set rollout_percentage under 100, or roll back with `otago rollback`",
+            ));
+        }
+        let gate = match &request.health_gate {
+            Some(gate) if !gate.enabled => None,
+            _ if percentage >= 100 => None,
+            gate => {
+                let max = gate
+                    .as_ref()
+                    .and_then(|g| g.max_failure_rate)
+                    .unwrap_or(DEFAULT_MAX_FAILURE_PERCENT);
+                FailureRate::percent(max).map_err(|err| {
+                    invalid(
+                        "invalid_health_gate",
+                        err.to_string(),
+                        "e.g. {\"max_failure_rate\": 5}",
+                    )
+                })?;
+                Some(GateRecord {
+                    max_failure_percent: max,
+                    min_devices: gate
+                        .as_ref()
+                        .and_then(|g| g.min_devices)
+                        .unwrap_or(DEFAULT_MIN_DEVICES),
+                })
+            }
+        };
+        Ok(Self {
+            percentage,
+            gate,
+            ramp: ramp.map(|ramp| RampRecord {
+                steps: ramp.steps_text(),
+                every_ms: u64::try_from(ramp.every.as_millis()).unwrap_or(u64::MAX),
+            }),
+        })
+    }
+}
+
+/// The standby of an unsigned rollout, made by the server (it needs no key).
+fn server_made_standby(
+    project: &ProjectRecord,
+    index: usize,
+    entry: &Checked,
+    release: &ChannelRelease,
+) -> ApiResult<PublishedUpdate> {
+    let name = entry.platform.as_str();
+    if entry.signature_text.is_some() || project.require_signing {
+        return Err(refused(
+            index,
+            name,
+            "standby_required",
+            "a signed rollout needs its standby revert, signed with the same key",
+            "deploy with otago, which signs the standby revert; or publish at 100%",
+        ));
+    }
+    let id = UpdateId::from_random_bytes(rand::random());
+    standby_body(release.base.as_ref(), entry.published.created_at, id)
+        .and_then(|(kind, bytes)| standby_update(kind, id, bytes, None))
+        .map_err(|err| refused(index, name, "not_servable", err, "build the update again"))
+}
+
+/// A release rule broken by a publish, with the commands that get past it.
+fn release_refused(
+    index: usize,
+    platform: &str,
+    project: &ProjectRecord,
+    release: &ChannelRelease,
+    err: &otago_core::Error,
+) -> ApiError {
+    match release.rollout_in_progress() {
+        Some(_) => ApiError::conflict(
+            "rollout_in_progress",
+            format!("updates[{index}] ({platform}): {err}"),
+            format!(
+                "finish it with `otago rollout --project {0} --percentage 100`, or revert it with `otago rollout --project {0} --revert`",
+                project.r#ref
+            ),
+        ),
+        None => refused(
+            index,
+            platform,
+            "not_newer",
+            err,
+            "build the update again now: clients ignore updates older than the one they run",
+        ),
+    }
 }
 
 /// Every asset must be stored, with the key the manifest gives it.
@@ -466,41 +811,14 @@ async fn check_assets(state: &AppState, checked: &[Checked]) -> ApiResult<()> {
     Ok(())
 }
 
-/// The new update must be newer than what the channel serves, and the channel must still
-/// prepare with it (otago-core's own checks).
-fn check_against_channel(
-    index: usize,
-    entry: &Checked,
-    channel: Option<&LiveChannel>,
-) -> ApiResult<()> {
-    let name = entry.platform.as_str();
-    let served: Vec<PublishedUpdate> = channel
-        .map(|c| c.prepared.updates().take(1).cloned().collect())
-        .unwrap_or_default();
-    if let Some(newest) = served.first()
-        && entry.published.created_at <= newest.created_at
-    {
-        return Err(refused(
-            index,
-            name,
-            "not_newer",
-            format!(
-                "createdAt {} is not later than the served update's {}",
-                entry.published.created_at, newest.created_at
-            ),
-            "build the update again now: clients ignore updates older than the one they run",
-        ));
-    }
-    let mut candidate = served;
-    candidate.push(entry.published.clone());
-    otago_core::PreparedUpdates::new(candidate, &otago_core::AssetRequestHeaders::new())
-        .map(drop)
-        .map_err(|err| refused(index, name, "not_servable", err, "build the update again"))
-}
-
-async fn update_records(state: &AppState, checked: Vec<Checked>) -> ApiResult<Vec<UpdateRecord>> {
+async fn update_records(
+    state: &AppState,
+    checked: Vec<Checked>,
+    built: &[(ChannelKey, Option<Arc<LiveChannel>>)],
+    controls: Vec<Option<String>>,
+) -> ApiResult<Vec<UpdateRecord>> {
     let mut records = Vec::with_capacity(checked.len());
-    for entry in checked {
+    for ((entry, (_, channel)), control) in checked.into_iter().zip(built).zip(controls) {
         let asset_bytes: u64 = state
             .meta
             .assets(&entry.asset_hashes)
@@ -509,6 +827,25 @@ async fn update_records(state: &AppState, checked: Vec<Checked>) -> ApiResult<Ve
             .map(|a| a.size)
             .sum();
         let body = entry.published.body.bytes.clone();
+        // The standby as the built channel holds it (made by the server when unsigned).
+        let standby = channel
+            .as_ref()
+            .and_then(|c| c.release().rollout.as_ref())
+            .map(|rollout| StandbyRecord {
+                id: rollout.standby.id.to_string(),
+                kind: match rollout.standby.kind {
+                    UpdateKind::Manifest => GroupKind::Update,
+                    UpdateKind::RollBackToEmbedded => GroupKind::RollBackToEmbedded,
+                },
+                created_at: rollout.standby.created_at,
+                signature: rollout
+                    .standby
+                    .body
+                    .signature
+                    .as_ref()
+                    .map(|s| s.header_value().to_owned()),
+                body: Some(rollout.standby.body.bytes.clone()),
+            });
         records.push(UpdateRecord {
             id: entry.published.id.to_string(),
             platform: entry.platform,
@@ -517,6 +854,8 @@ async fn update_records(state: &AppState, checked: Vec<Checked>) -> ApiResult<Ve
             signature: entry.signature_text,
             body: Some(body),
             asset_hashes: entry.asset_hashes,
+            control_update_id: standby.as_ref().and(control),
+            standby,
         });
     }
     Ok(records)

@@ -24,6 +24,7 @@ pub(crate) async fn serve(
 ) -> Result<(), StoreError> {
     let app = crate::dispatch::Dispatch::new(state.clone(), crate::router(state.clone()));
     let flusher = state.spawn_flusher();
+    let ticker = state.spawn_release_ticker();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -64,6 +65,7 @@ pub(crate) async fn serve(
             tracing::warn!("requests still in flight after the grace period; stopping anyway");
         }
     }
+    ticker.abort();
     flusher.abort();
     state.flush().await
 }

@@ -10,6 +10,7 @@ use otago_core::Timestamp;
 use crate::adoption::Recorder;
 use crate::compressor::Compressor;
 use crate::config::ServerConfig;
+use crate::health::HealthBook;
 use crate::hot_assets::HotAssets;
 use crate::ids;
 use crate::live::LiveMap;
@@ -94,6 +95,8 @@ pub struct Shared {
     pub(crate) meta: Arc<dyn MetaStore>,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) live: LiveMap,
+    /// Device counts per live update.
+    pub(crate) health: HealthBook,
     pub(crate) assets: Arc<AssetCache>,
     pub(crate) hot: HotAssets,
     pub(crate) recorder: Recorder,
@@ -137,6 +140,17 @@ impl AppState {
     /// # Errors
     /// When the data folder or database cannot be opened.
     pub async fn open(config: ServerConfig) -> Result<Opened, StartError> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`AppState::open`] with another clock (tests drive rollout ramps with one).
+    ///
+    /// # Errors
+    /// When the data folder or database cannot be opened.
+    pub async fn open_with_clock(
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Opened, StartError> {
         let data_dir = config.data_dir.clone();
         let (meta, blobs) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&data_dir).map_err(|err| {
@@ -161,13 +175,7 @@ impl AppState {
         })
         .await
         .map_err(|err| StartError(err.to_string()))??;
-        Self::with_stores(
-            config,
-            Arc::new(meta),
-            Arc::new(blobs),
-            Arc::new(SystemClock),
-        )
-        .await
+        Self::with_stores(config, Arc::new(meta), Arc::new(blobs), clock).await
     }
 
     /// A state over any stores and clock.
@@ -195,7 +203,10 @@ impl AppState {
             },
         };
         let live = LiveMap::default();
-        live.load(meta.as_ref()).await.map_err(store_error)?;
+        let health = HealthBook::default();
+        live.load(meta.as_ref(), &health)
+            .await
+            .map_err(store_error)?;
         let assets = Arc::new(AssetCache::default());
         let compressor = Compressor::start(
             Arc::clone(&meta),
@@ -214,6 +225,7 @@ impl AppState {
             meta,
             blobs,
             live,
+            health,
             assets,
             metrics: Metrics::default(),
             clock,
@@ -246,12 +258,26 @@ impl AppState {
         })
     }
 
-    /// Writes pending adoption counts and key uses to the store now.
+    /// Writes pending adoption counts, key uses and device counts to the store now.
     ///
     /// # Errors
     /// When the store fails; the counts are kept for the next try.
     pub async fn flush(&self) -> StoreResult<()> {
-        self.recorder.flush(self.meta.as_ref()).await
+        let adoption = self.recorder.flush(self.meta.as_ref()).await;
+        let health = self.health.flush(self.meta.as_ref()).await;
+        adoption.and(health)
+    }
+
+    /// Starts the release ticker (health gates and ramps), every `config.release_tick`;
+    /// abort the handle to stop it.
+    #[must_use]
+    pub fn spawn_release_ticker(&self) -> tokio::task::JoinHandle<()> {
+        crate::releases::spawn_ticker(self, self.config.release_tick)
+    }
+
+    /// Judges every gated rollout and takes due ramp steps now (what the ticker does).
+    pub async fn tick_releases(&self) {
+        crate::releases::tick(self).await;
     }
 
     /// Starts the background task that flushes every `config.flush_interval`; abort the handle

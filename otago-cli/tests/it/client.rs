@@ -118,6 +118,8 @@ fn a_publish_that_reached_the_server_is_not_repeated() {
             runtime_version: "1".into(),
             message: None,
             rollout_percentage: 100,
+            health_gate: None,
+            ramp: None,
             updates: Vec::new(),
         };
         let err = client

@@ -155,6 +155,33 @@ pub(crate) struct Project {
     pub(crate) update_url: String,
     pub(crate) key: String,
     pub(crate) key_id: String,
+    /// The fixture app's config and files (not its exports), with `updates.url` set to the
+    /// project's update URL, as a user configures the app for the project.
+    pub(crate) app_dir: tempfile::TempDir,
+}
+
+/// A copy of the fixture app without its exports, with `expo.updates.url` set to `update_url`.
+pub(crate) fn app_for(update_url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(FIXTURE).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("dist") || name == "node_modules" {
+            continue;
+        }
+        let target = dir.path().join(&name);
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    let path = dir.path().join("app.json");
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("app.json")).expect("json");
+    config["expo"]["updates"]["url"] = Value::String(update_url.to_owned());
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
+    dir
 }
 
 impl Project {
@@ -198,12 +225,18 @@ impl Project {
         .ok()
         .json();
         Self {
+            app_dir: app_for(&update_url),
             reference,
             update_url,
             key: key["key"].as_str().expect("key").to_owned(),
             key_id: key["id"].as_str().expect("id").to_owned(),
             server,
         }
+    }
+
+    /// The app folder configured for this project.
+    pub(crate) fn app_dir_str(&self) -> String {
+        self.app_dir.path().to_string_lossy().into_owned()
     }
 
     /// Env with the project's key and the fixture's private key.
@@ -240,7 +273,7 @@ impl Project {
                 "--input-dir",
                 &input,
                 "--app-dir",
-                FIXTURE,
+                &self.app_dir_str(),
                 "--message",
                 message,
             ],

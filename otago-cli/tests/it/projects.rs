@@ -197,11 +197,14 @@ fn publish_directly(
                     runtime_version: group.runtime_version.clone(),
                     message: Some("straight to the API".to_owned()),
                     rollout_percentage: 100,
+                    health_gate: None,
+                    ramp: None,
                     updates: vec![NewUpdate {
                         platform: Platform::Ios,
                         manifest: Some(String::from_utf8(bytes).expect("utf-8")),
                         directive: None,
                         signature,
+                        standby: None,
                     }],
                 },
             )

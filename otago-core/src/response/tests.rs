@@ -9,8 +9,17 @@ fn signed(mut update: PublishedUpdate) -> PublishedUpdate {
     update
 }
 
-fn prepared(updates: Vec<PublishedUpdate>) -> PreparedUpdates {
-    PreparedUpdates::new(updates, &AssetRequestHeaders::new()).unwrap()
+fn prepared(release: impl Into<ChannelRelease>) -> PreparedUpdates {
+    PreparedUpdates::new(release.into(), &AssetRequestHeaders::new()).unwrap()
+}
+
+/// `target` rolled out to `percentage` over `base`, with its standby.
+fn rollout(base: PublishedUpdate, target: PublishedUpdate, percentage: u8) -> ChannelRelease {
+    let release = ChannelRelease::from(base);
+    let id = crate::UpdateId::from_random_bytes([77; 16]);
+    let (kind, bytes) = crate::standby_body(release.base.as_ref(), target.created_at, id).unwrap();
+    let standby = crate::standby_update(kind, id, bytes, None).unwrap();
+    release.publish(target, percentage, Some(standby)).unwrap()
 }
 
 fn assert_common(response: &RenderedResponse, version: &str) {
@@ -21,8 +30,8 @@ fn assert_common(response: &RenderedResponse, version: &str) {
 
 #[test]
 fn manifests_come_in_every_format_and_version() {
-    let updates = prepared(vec![signed(manifest_update(1, 10))]);
-    let bytes = updates.updates().next().unwrap().body.bytes.clone();
+    let updates = prepared(signed(manifest_update(1, 10)));
+    let bytes = updates.updates().next().unwrap().1.body.bytes.clone();
     for (version, expected) in [(ProtocolVersion::V0, "0"), (ProtocolVersion::V1, "1")] {
         let mut r = request(version);
         let answer = updates.answer(&r).unwrap();
@@ -54,9 +63,9 @@ fn manifests_come_in_every_format_and_version() {
 
 #[test]
 fn no_update_available_is_a_directive_or_204() {
-    let updates = prepared(vec![manifest_update(1, 10)]);
+    let updates = prepared(manifest_update(1, 10));
     let mut r = request(ProtocolVersion::V1);
-    r.current_update_id = Some(updates.updates().next().unwrap().id.to_string().into());
+    r.current_update_id = Some(updates.updates().next().unwrap().1.id.to_string().into());
     let answer = updates.answer(&r).unwrap();
     assert_eq!(
         (answer.kind, answer.response.status()),
@@ -82,7 +91,7 @@ fn no_update_available_is_a_directive_or_204() {
 
 #[test]
 fn rollbacks_need_multipart_and_signatures_must_match() {
-    let updates = prepared(vec![manifest_update(1, 10), signed(rollback_update(2, 20))]);
+    let updates = prepared(signed(rollback_update(2, 20)));
     let mut r = request(ProtocolVersion::V1);
     r.embedded_update_id = Some("123".into());
     let answer = updates.answer(&r).unwrap();
@@ -111,7 +120,7 @@ fn rollbacks_need_multipart_and_signatures_must_match() {
 
 #[test]
 fn unsigned_updates_are_refused_to_clients_expecting_a_signature() {
-    let updates = prepared(vec![manifest_update(1, 10)]);
+    let updates = prepared(manifest_update(1, 10));
     let mut r = request(ProtocolVersion::V1);
     r.expect_signature = Some(crate::ExpectSignature::default());
     let err = updates.answer(&r).unwrap_err();
@@ -123,7 +132,7 @@ fn unsigned_updates_are_refused_to_clients_expecting_a_signature() {
 
 #[test]
 fn another_runtime_version_sees_nothing() {
-    let updates = prepared(vec![manifest_update(1, 10)]);
+    let updates = prepared(manifest_update(1, 10));
     assert_eq!(updates.runtime_version(), Some("1"));
     let mut r = request(ProtocolVersion::V1);
     r.runtime_version = "2".into();
@@ -147,7 +156,7 @@ fn extensions_carry_asset_request_headers_of_the_manifests_assets_only() {
             BTreeMap::from([("x-other".to_owned(), "1".to_owned())]),
         ),
     ]);
-    let updates = PreparedUpdates::new(vec![update], &headers).unwrap();
+    let updates = PreparedUpdates::new(update.into(), &headers).unwrap();
     let body = updates
         .answer(&request(ProtocolVersion::V1))
         .unwrap()
@@ -164,43 +173,61 @@ fn extensions_carry_asset_request_headers_of_the_manifests_assets_only() {
         key,
         BTreeMap::from([("bad name".to_owned(), "x".to_owned())]),
     )]);
-    assert!(PreparedUpdates::new(vec![manifest_update(1, 10)], &bad).is_err());
+    assert!(PreparedUpdates::new(manifest_update(1, 10).into(), &bad).is_err());
 }
 
 #[test]
 fn inconsistent_publications_are_refused() {
-    let new = |updates| PreparedUpdates::new(updates, &AssetRequestHeaders::new());
-    assert!(
-        new(vec![manifest_update(1, 10), manifest_update(1, 10)]).is_err(),
-        "duplicate id"
-    );
+    let new = |release| PreparedUpdates::new(release, &AssetRequestHeaders::new());
+    let mut twice = rollout(manifest_update(1, 10), manifest_update(2, 20), 10);
+    twice.rollout.as_mut().unwrap().target = manifest_update(1, 10);
+    assert!(new(twice).is_err(), "duplicate id");
     let mut wrong_date = manifest_update(1, 10);
     wrong_date.created_at = rollback_update(9, 99).created_at;
-    assert!(new(vec![wrong_date]).is_err(), "date differs from the body");
-    let mut over = manifest_update(1, 10);
-    over.rollout_percentage = 101;
-    assert!(new(vec![over]).is_err(), "rollout over 100");
     assert!(
-        new(vec![manifest_update(1, 10), rollback_update(2, 10)]).is_err(),
-        "rollback tied with a manifest"
+        new(wrong_date.into()).is_err(),
+        "date differs from the body"
+    );
+    let mut over = rollout(manifest_update(1, 10), manifest_update(2, 20), 10);
+    over.rollout.as_mut().unwrap().percentage = 100;
+    assert!(
+        matches!(new(over), Err(Error::Release { .. })),
+        "a rollout at 100 % is complete"
     );
     let mut mislabelled = manifest_update(1, 10);
     mislabelled.kind = UpdateKind::RollBackToEmbedded;
     assert!(
-        new(vec![mislabelled]).is_err(),
+        new(mislabelled.into()).is_err(),
         "manifest body labelled as rollback"
     );
-    assert!(new(Vec::new()).is_ok());
+    assert!(new(ChannelRelease::default()).is_ok());
 }
 
 #[test]
 fn v0_gets_the_control_when_outside_a_rollout() {
     let control = manifest_update(1, 10);
-    let newest = manifest_update(2, 20).with_rollout_percentage(0).unwrap();
-    let updates = prepared(vec![newest, control.clone()]);
+    let updates = prepared(rollout(control.clone(), manifest_update(2, 20), 0));
     let answer = updates.answer(&request(ProtocolVersion::V0)).unwrap();
     assert_eq!(answer.update.map(|u| u.id), Some(control.id));
+    assert_eq!(answer.role, Some(Role::Base));
     assert_common(answer.response, "0");
+}
+
+#[test]
+fn roles_are_found_by_id() {
+    let updates = prepared(rollout(manifest_update(1, 10), manifest_update(2, 20), 50));
+    for (role, update) in updates.updates() {
+        assert_eq!(updates.role_of(&update.id.to_string()), Some(role));
+        assert_eq!(
+            updates.role_of(&update.id.to_string().to_uppercase()),
+            Some(role)
+        );
+    }
+    assert_eq!(updates.updates().count(), 3);
+    assert_eq!(
+        updates.role_of("00000000-0000-4000-8000-000000000000"),
+        None
+    );
 }
 
 /// Checks that `answer` is the response its index names.
@@ -216,7 +243,7 @@ fn check_index(updates: &PreparedUpdates, r: &crate::ManifestRequest) -> usize {
 
 #[test]
 fn every_answer_is_found_by_its_index() {
-    let manifest = prepared(vec![signed(manifest_update(1, 10))]);
+    let manifest = prepared(signed(manifest_update(1, 10)));
     assert_eq!(
         manifest.responses().count(),
         6 + 2,
@@ -235,22 +262,19 @@ fn every_answer_is_found_by_its_index() {
         }
     }
     let mut r = request(ProtocolVersion::V1);
-    r.current_update_id = Some(manifest.updates().next().unwrap().id.to_string().into());
+    r.current_update_id = Some(manifest.updates().next().unwrap().1.id.to_string().into());
     seen.insert(check_index(&manifest, &r));
     r.expect_signature = Some(crate::ExpectSignature::new("main"));
     seen.insert(check_index(&manifest, &r));
     assert_eq!(seen.len(), 8, "{seen:?}");
 
-    let rollback = prepared(vec![
-        signed(manifest_update(1, 10)),
-        signed(rollback_update(2, 20)),
-    ]);
-    assert_eq!(rollback.responses().count(), 1 + 6 + 2);
+    let rollback = prepared(signed(rollback_update(2, 20)));
+    assert_eq!(rollback.responses().count(), 1 + 2);
     let mut r = request(ProtocolVersion::V1);
     r.embedded_update_id = Some("123".into());
     assert_eq!(
         check_index(&rollback, &r),
         0,
-        "the newest entry comes first"
+        "the base's rendering comes first"
     );
 }

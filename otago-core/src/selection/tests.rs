@@ -5,11 +5,11 @@ use proptest::prelude::*;
 use super::*;
 use crate::{AssetDescription, ManifestSpec, Platform, ResponseFormat};
 
-fn id(n: u8) -> UpdateId {
+pub(crate) fn id(n: u8) -> UpdateId {
     UpdateId::from_random_bytes([n; 16])
 }
 
-fn at(seconds: i64) -> Timestamp {
+pub(crate) fn at(seconds: i64) -> Timestamp {
     Timestamp::from_unix_millis(1_700_000_000_000 + seconds * 1000).unwrap()
 }
 
@@ -58,15 +58,15 @@ fn chosen_id(decision: Decision<'_>) -> Option<UpdateId> {
     }
 }
 
+fn full(update: PublishedUpdate) -> ChannelRelease {
+    ChannelRelease::from(update)
+}
+
 #[test]
-fn the_newest_manifest_wins_in_any_order() {
-    let updates = [
-        manifest_update(1, 10),
-        manifest_update(3, 30),
-        manifest_update(2, 20),
-    ];
+fn the_base_is_served_to_v0_and_v1() {
+    let release = full(manifest_update(3, 30));
     for version in [ProtocolVersion::V0, ProtocolVersion::V1] {
-        let decision = decide(&updates, &request(version)).unwrap();
+        let decision = decide(&release, &request(version)).unwrap();
         assert_eq!(decision.kind(), DecisionKind::Manifest);
         assert_eq!(chosen_id(decision), Some(id(3)));
     }
@@ -74,62 +74,52 @@ fn the_newest_manifest_wins_in_any_order() {
 
 #[test]
 fn running_the_chosen_update_is_no_update_available_for_v1_only() {
-    let updates = [manifest_update(1, 10)];
+    let release = full(manifest_update(1, 10));
     let mut v1 = request(ProtocolVersion::V1);
     v1.current_update_id = Some(id(1).to_string().to_uppercase().into());
-    assert_eq!(decide(&updates, &v1).unwrap(), Decision::NoUpdateAvailable);
+    assert_eq!(decide(&release, &v1).unwrap(), Decision::NoUpdateAvailable);
     let mut v0 = request(ProtocolVersion::V0);
     v0.current_update_id = v1.current_update_id.clone();
-    assert_eq!(chosen_id(decide(&updates, &v0).unwrap()), Some(id(1)));
+    assert_eq!(chosen_id(decide(&release, &v0).unwrap()), Some(id(1)));
 }
 
 #[test]
 fn nothing_published_is_no_update_for_v1_and_404_for_v0() {
+    let nothing = ChannelRelease::default();
     assert_eq!(
-        decide(&[], &request(ProtocolVersion::V1)).unwrap(),
+        decide(&nothing, &request(ProtocolVersion::V1)).unwrap(),
         Decision::NoUpdate
     );
     assert_eq!(
-        decide(&[], &request(ProtocolVersion::V0)).unwrap_err(),
+        decide(&nothing, &request(ProtocolVersion::V0)).unwrap_err(),
         Error::NoUpdate
     );
 }
 
 #[test]
 fn rollbacks_need_v1_and_an_embedded_update() {
-    let updates = [manifest_update(1, 10), rollback_update(2, 20)];
+    let release = full(rollback_update(2, 20));
     assert_eq!(
-        decide(&updates, &request(ProtocolVersion::V0)).unwrap_err(),
+        decide(&release, &request(ProtocolVersion::V0)).unwrap_err(),
         Error::NoUpdate
     );
     assert_eq!(
-        decide(&updates, &request(ProtocolVersion::V1)).unwrap(),
+        decide(&release, &request(ProtocolVersion::V1)).unwrap(),
         Decision::NoUpdate
     );
     let mut v1 = request(ProtocolVersion::V1);
     v1.embedded_update_id = Some("123".into());
-    let decision = decide(&updates, &v1).unwrap();
+    let decision = decide(&release, &v1).unwrap();
     assert_eq!(
         (decision.kind(), chosen_id(decision)),
         (DecisionKind::RollBackToEmbedded, Some(id(2)))
     );
     v1.current_update_id = Some("123".into());
-    assert_eq!(decide(&updates, &v1).unwrap(), Decision::NoUpdateAvailable);
-    // A newer manifest supersedes the rollback.
-    let updates = [
-        manifest_update(1, 10),
-        rollback_update(2, 20),
-        manifest_update(3, 30),
-    ];
-    assert_eq!(chosen_id(decide(&updates, &v1).unwrap()), Some(id(3)));
+    assert_eq!(decide(&release, &v1).unwrap(), Decision::NoUpdateAvailable);
 }
 
 #[test]
 fn rollout_bucket_is_stable_and_spread() {
-    assert_eq!(
-        rollout_bucket("device", id(1)),
-        rollout_bucket("device", id(1))
-    );
     // Golden values from Python: int.from_bytes(sha256(b"device-1:0101…0101").digest()[:8], "big") % 100
     assert_eq!(id(1).to_string(), "01010101-0101-4101-8101-010101010101");
     assert_eq!(rollout_bucket("device-1", id(1)), 19);
@@ -145,30 +135,20 @@ fn rollout_bucket_is_stable_and_spread() {
 }
 
 #[test]
-fn partial_rollouts_split_devices_and_keep_them_in_as_they_grow() {
-    let control = manifest_update(1, 10);
-    let newest = manifest_update(2, 20);
-    let mut without_id = request(ProtocolVersion::V1);
-    let updates = [
-        control.clone(),
-        newest.clone().with_rollout_percentage(50).unwrap(),
-    ];
-    assert_eq!(
-        chosen_id(decide(&updates, &without_id).unwrap()),
-        Some(id(1))
-    );
-    without_id.client_id = Some("x".into());
-    let mut was_in: Vec<bool> = Vec::new();
+fn devices_stay_in_a_rollout_as_it_grows() {
+    let base = full(manifest_update(1, 10));
+    let target = manifest_update(2, 20);
+    let (kind, bytes) = crate::standby_body(base.base.as_ref(), target.created_at, id(9)).unwrap();
+    let standby = crate::standby_update(kind, id(9), bytes, None).unwrap();
+    let mut release = base.publish(target, 0, Some(standby)).unwrap();
+    let mut was_in = vec![false; 200];
     for percentage in [0u8, 10, 50, 90, 100] {
-        let updates = [
-            control.clone(),
-            newest.clone().with_rollout_percentage(percentage).unwrap(),
-        ];
+        release = release.raise(percentage).unwrap();
         let now_in: Vec<bool> = (0..200)
             .map(|i| {
                 let mut r = request(ProtocolVersion::V1);
                 r.client_id = Some(format!("device-{i}").into());
-                chosen_id(decide(&updates, &r).unwrap()) == Some(id(2))
+                chosen_id(decide(&release, &r).unwrap()) == Some(id(2))
             })
             .collect();
         for (before, now) in was_in.iter().zip(&now_in) {
@@ -188,7 +168,6 @@ fn partial_rollouts_split_devices_and_keep_them_in_as_they_grow() {
         }
         was_in = now_in;
     }
-    assert!(newest.with_rollout_percentage(101).is_err());
 }
 
 #[test]
@@ -215,26 +194,32 @@ fn stored_signatures_are_checked_and_default_to_root() {
 proptest! {
     #[test]
     fn decide_never_panics_and_respects_v0(
-        kinds in proptest::collection::vec((any::<bool>(), 0i64..50, 0u8..=100), 0..6),
+        base in proptest::option::of((any::<bool>(), 0i64..50)),
+        rollout in proptest::option::of((0u8..100, any::<bool>())),
         v1 in any::<bool>(),
         current in proptest::option::of(0u8..8),
         embedded in proptest::option::of(0u8..8),
         client in proptest::option::of("[a-z]{1,8}"),
     ) {
-        let updates: Vec<PublishedUpdate> = kinds
-            .iter()
-            .enumerate()
-            .map(|(i, &(is_manifest, seconds, percentage))| {
-                let n = u8::try_from(i).unwrap();
-                let update = if is_manifest { manifest_update(n, seconds) } else { rollback_update(n, seconds) };
-                update.with_rollout_percentage(percentage).unwrap()
-            })
-            .collect();
+        let mut release = match base {
+            Some((true, seconds)) => full(manifest_update(1, seconds)),
+            Some((false, seconds)) => full(rollback_update(1, seconds)),
+            None => ChannelRelease::default(),
+        };
+        if let Some((percentage, revert)) = rollout {
+            let target = manifest_update(2, 60);
+            let (kind, bytes) = crate::standby_body(release.base.as_ref(), target.created_at, id(3)).unwrap();
+            let standby = crate::standby_update(kind, id(3), bytes, None).unwrap();
+            release = release.publish(target, percentage, Some(standby)).unwrap();
+            if revert {
+                release = release.revert().unwrap();
+            }
+        }
         let mut r = request(if v1 { ProtocolVersion::V1 } else { ProtocolVersion::V0 });
         r.current_update_id = current.map(|n| id(n).to_string().into());
         r.embedded_update_id = embedded.map(|n| id(n).to_string().into());
         r.client_id = client.map(Into::into);
-        match decide(&updates, &r) {
+        match decide(&release, &r) {
             Ok(Decision::Manifest(update)) => prop_assert_eq!(update.kind, UpdateKind::Manifest),
             Ok(Decision::RollBackToEmbedded(update)) => {
                 prop_assert!(v1 && r.embedded_update_id.is_some());

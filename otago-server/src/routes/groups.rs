@@ -1,9 +1,15 @@
-//! `/api/v1/projects/{ref}/groups`: publish, list, get, change rollout, revert.
+//! `/api/v1/projects/{ref}/groups`: publish, list, get, raise a rollout, revert it; and
+//! `/api/v1/projects/{ref}/release`: what each platform serves.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use otago_core::Platform;
+use otago_core::{
+    FailureRate, Platform, PublishedUpdate, RampAction, UpdateHealth, UpdateKind, Verdict,
+    ramp_action,
+};
 use serde::{Deserialize, Serialize};
 
 use super::project_for;
@@ -12,8 +18,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, PUBLISH_LIMIT};
 use crate::ids;
 use crate::publish::{PublishRequest, publish as publish_group};
+use crate::releases;
 use crate::state::AppState;
-use crate::store::{ChannelKey, GroupFilter, GroupKind, GroupRecord, ProjectRecord};
+use crate::store::{GroupFilter, GroupKind, GroupRecord, GroupState, ProjectRecord};
 
 /// Default and largest page of `GET …/groups`.
 const DEFAULT_LIMIT: u32 = 50;
@@ -26,12 +33,66 @@ pub(crate) struct UpdateView {
     created_at: String,
     size: u64,
     signed: bool,
+    /// Distinct devices: served, running, failed, and the failure rate in percent.
+    health: HealthView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    control_update_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standby_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standby_health: Option<HealthView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     manifest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     directive: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<String>,
+}
+
+/// An update's health in the API.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct HealthView {
+    served: u64,
+    running: u64,
+    failed: u64,
+    failure_rate: Option<f64>,
+}
+
+impl From<UpdateHealth> for HealthView {
+    fn from(health: UpdateHealth) -> Self {
+        Self {
+            served: health.served,
+            running: health.running,
+            failed: health.failed,
+            failure_rate: health.failure_rate().map(FailureRate::as_percent),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct GateView {
+    max_failure_rate: f64,
+    min_devices: u64,
+    /// `healthy`, `too_few_devices` or `unhealthy`, for a rollout in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct RampView {
+    steps: String,
+    every_seconds: u64,
+    /// When the next step is due (if the target is healthy then), for a rollout in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_step_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RevertView {
+    at: String,
+    by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,48 +102,165 @@ pub(crate) struct GroupView {
     message: String,
     created_at: String,
     rollout_percentage: u8,
+    /// `full`, `rollout`, `reverted` or `withdrawn`.
+    state: &'static str,
     reverted: bool,
     kind: &'static str,
+    /// The health of its updates together (one per platform: different devices).
+    health: HealthView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_gate: Option<GateView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ramp: Option<RampView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert: Option<RevertView>,
     updates: Vec<UpdateView>,
 }
 
-impl GroupView {
-    /// The API view; bodies and signatures only when `detailed`.
-    pub(crate) fn new(group: GroupRecord, detailed: bool) -> Self {
-        let kind = group.kind;
-        Self {
-            id: group.id,
-            runtime_version: group.runtime_version,
-            message: group.message,
-            created_at: group.created_at.to_string(),
-            rollout_percentage: group.rollout_percentage,
-            reverted: group.reverted,
-            kind: kind.as_str(),
-            updates: group
-                .updates
-                .into_iter()
-                .map(|update| {
-                    let text = detailed
-                        .then(|| {
-                            update
-                                .body
-                                .as_ref()
-                                .map(|b| String::from_utf8_lossy(b).into_owned())
-                        })
-                        .flatten();
-                    UpdateView {
-                        platform: update.platform.as_str(),
-                        id: update.id,
-                        created_at: update.created_at.to_string(),
-                        size: update.size,
-                        signed: update.signature.is_some(),
-                        manifest: text.clone().filter(|_| kind == GroupKind::Update),
-                        directive: text.filter(|_| kind == GroupKind::RollBackToEmbedded),
-                        signature: if detailed { update.signature } else { None },
-                    }
-                })
-                .collect(),
+/// The health of updates by id: live counters where the update is served, the store's
+/// counts otherwise.
+async fn health_of(
+    state: &AppState,
+    ids: Vec<String>,
+) -> ApiResult<BTreeMap<String, UpdateHealth>> {
+    let mut known: BTreeMap<String, UpdateHealth> = BTreeMap::new();
+    let mut stored_ids = Vec::new();
+    for id in ids {
+        match state.health.peek(&id) {
+            Some(health) => {
+                known.insert(id, health);
+            }
+            None => stored_ids.push(id),
         }
+    }
+    for record in state.meta.health(&stored_ids).await? {
+        known.insert(record.update_id.clone(), crate::health::estimate(&record));
+    }
+    Ok(known)
+}
+
+impl GroupView {
+    /// The API view of groups; bodies and signatures only when `detailed`.
+    pub(crate) async fn of(
+        state: &AppState,
+        groups: Vec<GroupRecord>,
+        detailed: bool,
+    ) -> ApiResult<Vec<Self>> {
+        let ids: Vec<String> = groups
+            .iter()
+            .flat_map(|g| &g.updates)
+            .flat_map(|u| {
+                std::iter::once(u.id.clone()).chain(u.standby.as_ref().map(|s| s.id.clone()))
+            })
+            .collect();
+        let health = health_of(state, ids).await?;
+        let health_for = |id: &str| health.get(id).copied().unwrap_or_default();
+        let now = state.now();
+        Ok(groups
+            .into_iter()
+            .map(|group| {
+                let total = group
+                    .updates
+                    .iter()
+                    .map(|u| health_for(&u.id))
+                    .fold(UpdateHealth::default(), UpdateHealth::plus);
+                let in_progress = group.state == GroupState::Rollout;
+                let info = crate::live::RolloutInfo::of(&group).ok().flatten();
+                let health_gate = group.gate.map(|gate| GateView {
+                    max_failure_rate: gate.max_failure_percent,
+                    min_devices: gate.min_devices,
+                    verdict: info
+                        .as_ref()
+                        .and_then(|i| i.gate.as_ref())
+                        .filter(|_| in_progress)
+                        .map(|gate| match gate.judge(total) {
+                            Verdict::Healthy { .. } => "healthy",
+                            Verdict::TooFewDevices { .. } => "too_few_devices",
+                            Verdict::Unhealthy { .. } => "unhealthy",
+                        }),
+                });
+                let ramp = group.ramp.as_ref().map(|ramp| RampView {
+                    steps: ramp.steps.clone(),
+                    every_seconds: ramp.every_ms / 1000,
+                    next_step_at: info
+                        .as_ref()
+                        .and_then(|i| i.ramp.as_ref())
+                        .filter(|_| in_progress)
+                        .and_then(|r| {
+                            match ramp_action(
+                                r,
+                                group.rollout_percentage,
+                                group.percentage_since,
+                                now,
+                                true,
+                            ) {
+                                RampAction::Wait { due } => Some(due.to_string()),
+                                RampAction::Advance { .. } | RampAction::Hold => {
+                                    Some(now.to_string())
+                                }
+                                RampAction::Done => None,
+                            }
+                        }),
+                });
+                let kind = group.kind;
+                Self {
+                    id: group.id,
+                    runtime_version: group.runtime_version,
+                    message: group.message,
+                    created_at: group.created_at.to_string(),
+                    rollout_percentage: group.rollout_percentage,
+                    state: group.state.as_str(),
+                    reverted: group.state == GroupState::Reverted,
+                    kind: kind.as_str(),
+                    health: total.into(),
+                    health_gate,
+                    ramp,
+                    revert: group.revert.map(|revert| RevertView {
+                        at: revert.at.to_string(),
+                        by: revert.by,
+                        reason: revert.reason,
+                    }),
+                    updates: group
+                        .updates
+                        .into_iter()
+                        .map(|update| {
+                            let text = detailed
+                                .then(|| {
+                                    update
+                                        .body
+                                        .as_ref()
+                                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                                })
+                                .flatten();
+                            UpdateView {
+                                platform: update.platform.as_str(),
+                                health: health_for(&update.id).into(),
+                                standby_health: update
+                                    .standby
+                                    .as_ref()
+                                    .map(|s| health_for(&s.id).into()),
+                                id: update.id,
+                                created_at: update.created_at.to_string(),
+                                size: update.size,
+                                signed: update.signature.is_some(),
+                                control_update_id: update.control_update_id,
+                                standby_id: update.standby.map(|s| s.id),
+                                manifest: text.clone().filter(|_| kind == GroupKind::Update),
+                                directive: text.filter(|_| kind == GroupKind::RollBackToEmbedded),
+                                signature: if detailed { update.signature } else { None },
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+
+    async fn one(state: &AppState, group: GroupRecord, detailed: bool) -> ApiResult<Self> {
+        Self::of(state, vec![group], detailed)
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal("a group view went missing"))
     }
 }
 
@@ -94,7 +272,10 @@ pub(crate) async fn publish(
 ) -> ApiResult<(StatusCode, Json<GroupView>)> {
     let project = project_for(&state, &principal, &project_ref).await?;
     let group = publish_group(&state, &project, body).await?;
-    Ok((StatusCode::CREATED, Json(GroupView::new(group, false))))
+    Ok((
+        StatusCode::CREATED,
+        Json(GroupView::one(&state, group, false).await?),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,10 +315,7 @@ pub(crate) async fn list(
     };
     let groups = state.meta.groups(&project.r#ref, filter).await?;
     Ok(Json(GroupList {
-        groups: groups
-            .into_iter()
-            .map(|g| GroupView::new(g, false))
-            .collect(),
+        groups: GroupView::of(&state, groups, false).await?,
     }))
 }
 
@@ -169,25 +347,13 @@ pub(crate) async fn get(
 ) -> ApiResult<Json<GroupView>> {
     let project = project_for(&state, &principal, &project_ref).await?;
     let group = group_for(&state, &project, &group_id).await?;
-    Ok(Json(GroupView::new(group, true)))
+    Ok(Json(GroupView::one(&state, group, true).await?))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchGroup {
     rollout_percentage: u8,
-}
-
-fn channel_keys(group: &GroupRecord) -> Vec<ChannelKey> {
-    group
-        .updates
-        .iter()
-        .map(|update| ChannelKey {
-            project_ref: group.project_ref.clone(),
-            platform: update.platform,
-            runtime_version: group.runtime_version.clone(),
-        })
-        .collect()
 }
 
 pub(crate) async fn patch(
@@ -204,30 +370,9 @@ pub(crate) async fn patch(
             "e.g. {\"rollout_percentage\":50}",
         ));
     }
-    let _serialized = state.publish_lock.lock().await;
     let group = group_for(&state, &project, &group_id).await?;
-    let newest = state
-        .meta
-        .newest_group_id(&project.r#ref, &group.runtime_version)
-        .await?;
-    if group.reverted || newest.as_deref() != Some(group.id.as_str()) {
-        return Err(ApiError::conflict(
-            "not_newest",
-            "only the newest group of its runtime version that is not reverted can change its rollout",
-            "publish a new group instead",
-        ));
-    }
-    state
-        .meta
-        .set_rollout(&project.r#ref, &group.id, body.rollout_percentage)
-        .await?;
-    state
-        .live
-        .refresh(state.meta.as_ref(), &channel_keys(&group))
-        .await?;
-    tracing::info!(project = %project.r#ref, group = %group.id, rollout = body.rollout_percentage, "rollout changed");
-    let group = group_for(&state, &project, &group.id).await?;
-    Ok(Json(GroupView::new(group, false)))
+    let group = releases::raise(&state, &project.r#ref, &group.id, body.rollout_percentage).await?;
+    Ok(Json(GroupView::one(&state, group, false).await?))
 }
 
 pub(crate) async fn revert(
@@ -236,16 +381,115 @@ pub(crate) async fn revert(
     ApiPath((project_ref, group_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<GroupView>> {
     let project = project_for(&state, &principal, &project_ref).await?;
-    let _serialized = state.publish_lock.lock().await;
     let group = group_for(&state, &project, &group_id).await?;
-    if !group.reverted {
-        state.meta.revert(&project.r#ref, &group.id).await?;
-        state
-            .live
-            .refresh(state.meta.as_ref(), &channel_keys(&group))
-            .await?;
-        tracing::info!(project = %project.r#ref, group = %group.id, "group reverted");
+    let by = match &principal {
+        Principal::Admin => "admin".to_owned(),
+        Principal::Key { key_id, .. } => key_id.clone(),
+    };
+    let group = releases::revert(&state, &project.r#ref, &group.id, &by, None).await?;
+    Ok(Json(GroupView::one(&state, group, false).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseQuery {
+    runtime_version: String,
+}
+
+/// An update as the release view shows it, with its bytes (what a deployer needs to make
+/// a standby revert).
+#[derive(Debug, Serialize)]
+struct ReleasedUpdate {
+    id: String,
+    kind: &'static str,
+    created_at: String,
+    body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+}
+
+impl ReleasedUpdate {
+    fn of(update: &PublishedUpdate) -> Self {
+        Self {
+            id: update.id.to_string(),
+            kind: match update.kind {
+                UpdateKind::Manifest => "update",
+                UpdateKind::RollBackToEmbedded => "rollback_to_embedded",
+            },
+            created_at: update.created_at.to_string(),
+            body: String::from_utf8_lossy(&update.body.bytes).into_owned(),
+            signature: update
+                .body
+                .signature
+                .as_ref()
+                .map(|s| s.header_value().to_owned()),
+        }
     }
-    let group = group_for(&state, &project, &group.id).await?;
-    Ok(Json(GroupView::new(group, false)))
+}
+
+#[derive(Debug, Serialize)]
+struct ChannelView {
+    platform: &'static str,
+    /// What every device outside a rollout gets; absent: the embedded update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<ReleasedUpdate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<RolloutView>,
+}
+
+#[derive(Debug, Serialize)]
+struct RolloutView {
+    group: String,
+    target: String,
+    percentage: u8,
+    reverted: bool,
+    standby: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ReleaseView {
+    runtime_version: String,
+    platforms: Vec<ChannelView>,
+}
+
+/// `GET …/release?runtime_version=`: what each platform serves for a runtime version.
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(project_ref): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ReleaseQuery>,
+) -> ApiResult<Json<ReleaseView>> {
+    let project = project_for(&state, &principal, &project_ref).await?;
+    let platforms = Platform::ALL
+        .into_iter()
+        .map(|platform| {
+            let channel = state
+                .live
+                .channel(&project.r#ref, platform, &query.runtime_version);
+            let release = channel.as_ref().map(|c| c.release());
+            ChannelView {
+                platform: platform.as_str(),
+                base: release
+                    .and_then(|r| r.base.as_ref())
+                    .map(ReleasedUpdate::of),
+                rollout: release
+                    .and_then(|r| r.rollout.as_ref())
+                    .map(|rollout| RolloutView {
+                        group: channel
+                            .as_ref()
+                            .and_then(|c| c.rollout.as_ref())
+                            .map(|info| info.group_id.clone())
+                            .unwrap_or_default(),
+                        target: rollout.target.id.to_string(),
+                        percentage: rollout.percentage,
+                        reverted: rollout.reverted,
+                        standby: rollout.standby.id.to_string(),
+                    }),
+            }
+        })
+        .collect();
+    Ok(Json(ReleaseView {
+        runtime_version: query.runtime_version,
+        platforms,
+    }))
 }

@@ -1,8 +1,8 @@
 //! `GET /manifest/{ref}`: the Expo Updates protocol endpoint.
 //!
 //! The hot path: otago-core parses the headers, the prepared answers come from memory, and the
-//! pre-rendered bytes are written out. No hashing, signing, JSON encoding, disk or database
-//! access per request; adoption is counted in memory.
+//! pre-rendered bytes are written out. No signing, JSON encoding, disk or database access per
+//! request; adoption and health (one SHA-256 of the `EAS-Client-ID`) are counted in memory.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -68,6 +68,7 @@ fn answer(
         .ok_or_else(|| super::project_not_found(project_ref))?;
     let answer = channel.prepared.answer(&request)?;
     state.metrics.answer(answer.kind);
+    crate::health::count(&channel, &request, answer.role);
     state.recorder.manifest_request(ManifestHit {
         project_ref,
         platform: request.platform,

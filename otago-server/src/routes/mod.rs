@@ -68,6 +68,7 @@ route_table! {
         get "/api/v1/projects/{ref}/groups/{group}" => groups::get;
         patch "/api/v1/projects/{ref}/groups/{group}" => groups::patch;
         post "/api/v1/projects/{ref}/groups/{group}/revert" => groups::revert;
+        get "/api/v1/projects/{ref}/release" => groups::release;
         get "/api/v1/projects/{ref}/adoption" => projects::adoption;
     }
 }

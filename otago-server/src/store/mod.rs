@@ -205,6 +205,88 @@ impl GroupKind {
     }
 }
 
+/// Where a group is in its release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupState {
+    /// Served to every device (published at 100 % or raised to it).
+    Full,
+    /// Its updates are the targets of rollouts in progress.
+    Rollout,
+    /// A reverted rollout: its standbys are served to the devices that took it.
+    Reverted,
+    /// Not served (partial or reverted groups from before rollouts had controls).
+    Withdrawn,
+}
+
+impl GroupState {
+    /// The API and database name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Rollout => "rollout",
+            Self::Reverted => "reverted",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Reads the API and database name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "full" => Some(Self::Full),
+            "rollout" => Some(Self::Rollout),
+            "reverted" => Some(Self::Reverted),
+            "withdrawn" => Some(Self::Withdrawn),
+            _ => None,
+        }
+    }
+}
+
+/// A rollout's health gate, as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateRecord {
+    /// Revert once failed ÷ served is over this percentage.
+    pub max_failure_percent: f64,
+    /// Judged only once served to this many devices.
+    pub min_devices: u64,
+}
+
+/// A rollout's scheduled ramp, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RampRecord {
+    /// The percentages, e.g. `1,10,50,100`.
+    pub steps: String,
+    /// Milliseconds between steps.
+    pub every_ms: u64,
+}
+
+/// Who reverted a rollout, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevertRecord {
+    /// When.
+    pub at: Timestamp,
+    /// `health-gate`, `admin` or the id of the key that asked.
+    pub by: String,
+    /// Why, for the health gate; a person's revert has none.
+    pub reason: Option<String>,
+}
+
+/// The standby revert of a rollout's target (see `otago_core::standby_body`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandbyRecord {
+    /// Lowercase UUID.
+    pub id: String,
+    /// A manifest (the control's code) or a rollback to the embedded update.
+    pub kind: GroupKind,
+    /// Its `createdAt` (a directive's `commitTime`).
+    pub created_at: Timestamp,
+    /// The `expo-signature` value, exactly as the deployer sent it.
+    pub signature: Option<String>,
+    /// The bytes, exactly as published (loaded only when asked for).
+    pub body: Option<Bytes>,
+}
+
 /// One platform's update in a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateRecord {
@@ -222,10 +304,14 @@ pub struct UpdateRecord {
     pub body: Option<Bytes>,
     /// Hashes of the assets it names (set when publishing).
     pub asset_hashes: Vec<String>,
+    /// For a rollout's target: the update devices outside it get (`None`: the embedded one).
+    pub control_update_id: Option<String>,
+    /// For a rollout's target: its standby revert.
+    pub standby: Option<StandbyRecord>,
 }
 
 /// A published group: one update per platform, published together.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GroupRecord {
     /// Lowercase UUID.
     pub id: String,
@@ -237,12 +323,20 @@ pub struct GroupRecord {
     pub message: String,
     /// When it was published.
     pub created_at: Timestamp,
-    /// Percentage of devices (0–100) that get it; the others keep the previous update.
+    /// Percentage of devices (0–100) that get it; the others get the control.
     pub rollout_percentage: u8,
-    /// Whether it was reverted (no longer served).
-    pub reverted: bool,
+    /// Where it is in its release.
+    pub state: GroupState,
     /// Updates or rollback directives.
     pub kind: GroupKind,
+    /// The health gate of its rollout, if any.
+    pub gate: Option<GateRecord>,
+    /// The ramp of its rollout, if any.
+    pub ramp: Option<RampRecord>,
+    /// When the rollout reached its current percentage.
+    pub percentage_since: Timestamp,
+    /// The revert, once reverted.
+    pub revert: Option<RevertRecord>,
     /// Its updates.
     pub updates: Vec<UpdateRecord>,
 }
@@ -258,17 +352,39 @@ pub struct GroupFilter {
     pub limit: u32,
 }
 
-/// One served update with what selection needs, newest first in [`MetaStore::history`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// The group it belongs to.
-    pub group_id: String,
-    /// The group's rollout percentage.
-    pub rollout_percentage: u8,
-    /// Updates or rollback directives.
-    pub kind: GroupKind,
-    /// The update, body included.
+/// A served update with its group, body included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedUpdate {
+    /// The group it belongs to (without its updates).
+    pub group: GroupRecord,
+    /// The update.
     pub update: UpdateRecord,
+}
+
+/// What one channel serves, as stored: the base, the rollout on top of it and the base's
+/// aliases (see `otago_core::ChannelRelease`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReleaseRecord {
+    /// The update every device outside a rollout gets; `None`: the embedded update.
+    pub base: Option<ServedUpdate>,
+    /// The newest group's update when that group is a rollout (in progress or reverted);
+    /// its `standby` is set.
+    pub rollout: Option<ServedUpdate>,
+    /// Standby ids of earlier reverted rollouts over the same base.
+    pub base_aliases: Vec<String>,
+}
+
+/// Distinct-device sketches of one update (otago-core `DeviceSketch` bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRecord {
+    /// The update (or standby) id.
+    pub update_id: String,
+    /// Devices it was served to.
+    pub served: Vec<u8>,
+    /// Devices that report running it.
+    pub running: Vec<u8>,
+    /// Devices that report it failed to launch.
+    pub failed: Vec<u8>,
 }
 
 /// The key of a live answer: a project, a platform and a runtime version.
@@ -354,26 +470,31 @@ pub trait MetaStore: Send + Sync + 'static {
     -> StoreResult<Vec<GroupRecord>>;
     /// One group, with update bodies and signatures.
     async fn group(&self, project_ref: &str, group_id: &str) -> StoreResult<Option<GroupRecord>>;
-    /// The id of the newest group of a project and runtime version that is not reverted.
-    async fn newest_group_id(
-        &self,
-        project_ref: &str,
-        runtime_version: &str,
-    ) -> StoreResult<Option<String>>;
-    /// Sets a group's rollout percentage.
+    /// Sets the rollout percentage of a group in rollout; at 100 it becomes full.
     async fn set_rollout(
         &self,
         project_ref: &str,
         group_id: &str,
         percentage: u8,
+        at: Timestamp,
     ) -> StoreResult<()>;
-    /// Marks a group reverted.
-    async fn revert(&self, project_ref: &str, group_id: &str) -> StoreResult<()>;
-    /// The served history of one channel, newest first, bodies included: every update of a
-    /// group that is not reverted, down to and including the newest one at 100%.
-    async fn history(&self, key: &ChannelKey) -> StoreResult<Vec<HistoryEntry>>;
+    /// Marks a group in rollout reverted.
+    async fn revert(
+        &self,
+        project_ref: &str,
+        group_id: &str,
+        revert: RevertRecord,
+    ) -> StoreResult<()>;
+    /// What a channel serves now, bodies included.
+    async fn release(&self, key: &ChannelKey) -> StoreResult<ReleaseRecord>;
     /// Every channel that has ever had an update.
     async fn channels(&self) -> StoreResult<Vec<ChannelKey>>;
+
+    /// The stored device sketches of these updates.
+    async fn health(&self, update_ids: &[String]) -> StoreResult<Vec<HealthRecord>>;
+    /// Merges device sketches into the stored ones (register-wise maximum) and returns the
+    /// merged sketches (so counts from other replicas come back).
+    async fn merge_health(&self, records: Vec<HealthRecord>) -> StoreResult<Vec<HealthRecord>>;
 
     /// Adds manifest request counts.
     async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()>;

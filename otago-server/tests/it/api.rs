@@ -1,6 +1,6 @@
 //! The management API as the CLI uses it (see /tmp/otago/api-contract.md).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use otago_core::Platform;
 use reqwest::Method;
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     RUNTIME, Server, as_refs, body, build_signed, client_headers, export, now_ms, publish_body,
-    with,
+    with, with_standbys,
 };
 
 async fn json_of(response: reqwest::Response, status: u16) -> Value {
@@ -294,14 +294,33 @@ async fn api_publish_rollout_and_revert() {
         &format!("{}/assets", server.url),
         now_ms(),
     );
-    let group = json_of(
+    // Signed rollouts need their signed standby reverts.
+    let unsigned_standby = json_of(
         server
             .publish(&project_ref, &publish_body(RUNTIME, &built, Some(0)))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(unsigned_standby["error"]["code"], "standby_required");
+    let controls: BTreeMap<Platform, Option<Vec<u8>>> = v1
+        .manifests
+        .iter()
+        .map(|(platform, built)| (*platform, Some(built.bytes.clone())))
+        .collect();
+    let group = json_of(
+        server
+            .publish(
+                &project_ref,
+                &with_standbys(publish_body(RUNTIME, &built, Some(0)), &controls),
+            )
             .await,
         201,
     )
     .await;
     assert_eq!(group["rollout_percentage"], 0);
+    assert_eq!(group["state"], "rollout");
+    assert_eq!(group["health_gate"]["max_failure_rate"], 5.0);
     assert_eq!(group["kind"], "update");
     assert_eq!(group["updates"].as_array().unwrap().len(), 2);
     assert!(group["updates"][0]["signed"].as_bool().unwrap());
@@ -332,7 +351,7 @@ async fn api_publish_rollout_and_revert() {
         100
     );
     assert_eq!(fetch().await, built[&Platform::Ios].id);
-    // Only the newest group's rollout can change.
+    // A group with no rollout in progress can neither change its rollout nor be reverted.
     let v1_group = v1.group["id"].as_str().unwrap();
     let old = server
         .admin(
@@ -343,18 +362,75 @@ async fn api_publish_rollout_and_revert() {
         .send()
         .await
         .unwrap();
-    assert_eq!(json_of(old, 409).await["error"]["code"], "not_newest");
-    // Revert v2: v1 is served again.
-    let reverted = server
+    assert_eq!(json_of(old, 409).await["error"]["code"], "no_rollout");
+    let revert = |group: String| {
+        server
+            .admin(
+                Method::POST,
+                &format!("/api/v1/projects/{project_ref}/groups/{group}/revert"),
+            )
+            .send()
+    };
+    let complete = json_of(revert(group_id.to_owned()).await.unwrap(), 409).await;
+    assert_eq!(complete["error"]["code"], "no_rollout");
+    assert!(
+        complete["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is released to every device"),
+        "{complete}"
+    );
+    // v3 at 50 % over v2: it can be raised, not lowered, and reverted.
+    let v2_controls: BTreeMap<Platform, Option<Vec<u8>>> = built
+        .iter()
+        .map(|(platform, built)| (*platform, Some(built.bytes.clone())))
+        .collect();
+    let v3 = build_signed(
+        export("dist-v1"),
+        &format!("{}/assets", server.url),
+        now_ms() + 1,
+    );
+    let rollout = json_of(
+        server
+            .publish(
+                &project_ref,
+                &with_standbys(publish_body(RUNTIME, &v3, Some(50)), &v2_controls),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let v3_group = rollout["id"].as_str().unwrap().to_owned();
+    let lower = server
         .admin(
-            Method::POST,
-            &format!("/api/v1/projects/{project_ref}/groups/{group_id}/revert"),
+            Method::PATCH,
+            &format!("/api/v1/projects/{project_ref}/groups/{v3_group}"),
         )
+        .json(&json!({"rollout_percentage": 40}))
         .send()
         .await
         .unwrap();
-    assert_eq!(json_of(reverted, 200).await["reverted"], true);
-    assert_eq!(fetch().await, v1.manifests[&Platform::Ios].id);
+    let lower = json_of(lower, 409).await;
+    assert_eq!(lower["error"]["code"], "rollout_decrease");
+    assert_eq!(
+        lower["error"]["message"],
+        "the rollout is at 50%; lowering it to 40% would not take the update back from the devices that have it"
+    );
+    let reverted = json_of(revert(v3_group.clone()).await.unwrap(), 200).await;
+    assert_eq!(reverted["state"], "reverted");
+    assert_eq!(reverted["reverted"], true);
+    assert_eq!(reverted["revert"]["by"], "admin");
+    let again = json_of(revert(v3_group.clone()).await.unwrap(), 409).await;
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was reverted")
+    );
+    // Devices outside the rollout keep v2.
+    assert_eq!(fetch().await, built[&Platform::Ios].id);
+    let group_id = v3_group.as_str();
+    let built = v3;
     // Listing, filters, and one group in detail.
     let list = json_of(
         server

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use otago_core::{
-    DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, SignatureHeader,
-    SigningKey, Timestamp, UpdateId,
+    DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, PublishedUpdate,
+    SignatureHeader, SigningKey, Timestamp, UpdateId, UpdateKind, standby_body,
 };
 use otago_server::{AppState, ServerConfig};
 use reqwest::{Method, RequestBuilder, Response};
@@ -69,6 +69,20 @@ impl Server {
     }
 
     async fn start_in_configured(dir: &Path, configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_with_clock(
+            dir,
+            configure,
+            std::sync::Arc::new(otago_server::SystemClock),
+        )
+        .await
+    }
+
+    /// Starts on `dir` with a configuration changed by `configure` and the given clock.
+    pub(crate) async fn start_with_clock(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+        clock: std::sync::Arc<dyn otago_server::Clock>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let url = format!("http://{addr}");
@@ -78,7 +92,7 @@ impl Server {
         config.brotli_max_quality = 5;
         config.shutdown_grace = std::time::Duration::from_secs(5);
         configure(&mut config);
-        let opened = AppState::open(config).await.unwrap();
+        let opened = AppState::open_with_clock(config, clock).await.unwrap();
         let state = opened.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(otago_server::serve(listener, opened.state, async move {
@@ -379,6 +393,30 @@ pub(crate) fn publish_body(
         json!({"runtime_version": runtime_version, "message": "test", "updates": updates});
     if let Some(rollout) = rollout {
         body["rollout_percentage"] = json!(rollout);
+    }
+    body
+}
+
+/// Adds to every entry of a publish body the signed standby revert of a rollout over
+/// `controls` (per platform: the control's manifest bytes, or `None` for the embedded update),
+/// as `otago deploy` makes it.
+pub(crate) fn with_standbys(
+    mut body: Value,
+    controls: &BTreeMap<Platform, Option<Vec<u8>>>,
+) -> Value {
+    for entry in body["updates"].as_array_mut().unwrap() {
+        let platform: Platform = entry["platform"].as_str().unwrap().parse().unwrap();
+        let target = Manifest::parse(entry["manifest"].as_str().unwrap().as_bytes()).unwrap();
+        let control = controls[&platform]
+            .as_ref()
+            .map(|bytes| PublishedUpdate::manifest(bytes.clone(), None).unwrap());
+        let id = UpdateId::from_random_bytes(rand::random());
+        let (kind, bytes) = standby_body(control.as_ref(), target.created_at, id).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        entry["standby"] = match kind {
+            UpdateKind::Manifest => json!({"manifest": text, "signature": sign(&bytes)}),
+            UpdateKind::RollBackToEmbedded => json!({"directive": text, "signature": sign(&bytes)}),
+        };
     }
     body
 }

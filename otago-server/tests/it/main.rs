@@ -11,4 +11,5 @@ mod crash;
 mod demo;
 mod harness;
 mod protocol;
+mod releases;
 mod security;

@@ -10,15 +10,19 @@ use otago_core::{Platform, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{
-    AdoptionCount, AssetRecord, ChannelKey, Encodings, GroupFilter, GroupRecord, HistoryEntry,
-    KeyRecord, MetaStore, ProjectPatch, ProjectRecord, StoreError, StoreResult,
+    AdoptionCount, AssetRecord, ChannelKey, Encodings, GroupFilter, GroupRecord, HealthRecord,
+    KeyRecord, MetaStore, ProjectPatch, ProjectRecord, ReleaseRecord, RevertRecord, StoreError,
+    StoreResult,
 };
 use crate::error::Problem;
 
 mod groups;
 
 /// Schema migrations, applied in order; `schema_version` holds how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("schema_v1.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("schema_v1.sql"),
+    include_str!("schema_releases.sql"),
+];
 
 /// The SQLite metadata store.
 #[derive(Debug, Clone)]
@@ -485,57 +489,44 @@ impl MetaStore for SqliteStore {
             .await
     }
 
-    async fn newest_group_id(
-        &self,
-        project_ref: &str,
-        runtime_version: &str,
-    ) -> StoreResult<Option<String>> {
-        let (project_ref, runtime_version) = (project_ref.to_owned(), runtime_version.to_owned());
-        self.call(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT id FROM groups WHERE project_ref = ?1 AND runtime_version = ?2 AND reverted = 0 \
-                     ORDER BY seq DESC LIMIT 1",
-                    params![project_ref, runtime_version],
-                    |row| row.get(0),
-                )
-                .optional()?)
-        })
-        .await
-    }
-
     async fn set_rollout(
         &self,
         project_ref: &str,
         group_id: &str,
         percentage: u8,
+        at: Timestamp,
     ) -> StoreResult<()> {
         let (project_ref, group_id) = (project_ref.to_owned(), group_id.to_owned());
         self.call(move |conn| {
-            conn.execute(
-                "UPDATE groups SET rollout_percentage = ?3 WHERE project_ref = ?1 AND id = ?2",
-                params![project_ref, group_id, percentage],
-            )?;
-            Ok(())
+            groups::set_rollout(conn, &project_ref, &group_id, percentage, at.unix_millis())
         })
         .await
     }
 
-    async fn revert(&self, project_ref: &str, group_id: &str) -> StoreResult<()> {
+    async fn revert(
+        &self,
+        project_ref: &str,
+        group_id: &str,
+        revert: RevertRecord,
+    ) -> StoreResult<()> {
         let (project_ref, group_id) = (project_ref.to_owned(), group_id.to_owned());
-        self.call(move |conn| {
-            conn.execute(
-                "UPDATE groups SET reverted = 1 WHERE project_ref = ?1 AND id = ?2",
-                params![project_ref, group_id],
-            )?;
-            Ok(())
-        })
-        .await
+        self.call(move |conn| groups::revert(conn, &project_ref, &group_id, &revert))
+            .await
     }
 
-    async fn history(&self, key: &ChannelKey) -> StoreResult<Vec<HistoryEntry>> {
+    async fn release(&self, key: &ChannelKey) -> StoreResult<ReleaseRecord> {
         let key = key.clone();
-        self.call(move |conn| groups::history(conn, &key)).await
+        self.call(move |conn| groups::release(conn, &key)).await
+    }
+
+    async fn health(&self, update_ids: &[String]) -> StoreResult<Vec<HealthRecord>> {
+        let ids = update_ids.to_vec();
+        self.call(move |conn| groups::health(conn, &ids)).await
+    }
+
+    async fn merge_health(&self, records: Vec<HealthRecord>) -> StoreResult<Vec<HealthRecord>> {
+        self.call(move |conn| groups::merge_health(conn, &records))
+            .await
     }
 
     async fn channels(&self) -> StoreResult<Vec<ChannelKey>> {
