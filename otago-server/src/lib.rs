@@ -59,11 +59,11 @@ mod serve;
 mod state;
 pub mod store;
 
+pub use auth::Access;
 pub use check::{CheckReport, check_data_dir};
 pub use config::ServerConfig;
 pub use demo::{DemoOutcome, run_demo};
 pub use error::{ApiError, ApiResult, Problem};
-pub use auth::Access;
 pub use routes::{all_routes, route_access};
 pub use state::{AppState, Clock, Opened, StartError, SystemClock};
 

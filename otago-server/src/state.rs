@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use otago_core::Timestamp;
 
 use crate::adoption::Recorder;
+use crate::auth::AuthCounters;
 use crate::auth::cache::KeyCache;
 use crate::auth::throttle::Throttle;
 use crate::compressor::Compressor;
@@ -107,6 +108,8 @@ pub struct Shared {
     pub(crate) keys: KeyCache,
     /// Failed-authentication budgets per client address.
     pub(crate) auth_throttle: Throttle,
+    /// Authentication counters for `/metrics`.
+    pub(crate) auth_counters: AuthCounters,
     /// Publishes, rollout changes and reverts run one at a time.
     pub(crate) publish_lock: tokio::sync::Mutex<()>,
 }
@@ -248,6 +251,7 @@ impl AppState {
             clock,
             admin_token_hash,
             keys: KeyCache::default(),
+            auth_counters: AuthCounters::default(),
             publish_lock: tokio::sync::Mutex::new(()),
         }));
         Ok(Opened {

@@ -94,7 +94,9 @@ impl KeyCache {
     pub(crate) fn remove_project(&self, project_ref: &str) {
         let mut entries = self.write();
         entries.generation += 1;
-        entries.by_digest.retain(|_, key| key.project_ref != project_ref);
+        entries
+            .by_digest
+            .retain(|_, key| key.project_ref != project_ref);
     }
 }
 

@@ -10,12 +10,14 @@
 //! without asking the store; keys the store confirmed are cached in memory ([`cache`]); and
 //! each client address has a budget of failed attempts ([`throttle`]), past which it gets 429.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use otago_core::Timestamp;
@@ -54,6 +56,46 @@ impl Access {
             Self::Project(KeyRole::Deploy) => "project_deploy",
             Self::Project(KeyRole::Admin) => "project_admin",
             Self::ServerAdmin => "server_admin",
+        }
+    }
+}
+
+/// Authentication counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct AuthCounters {
+    /// Key lookups that reached the store (a cache miss of a token shaped like a key).
+    store_lookups: AtomicU64,
+    /// Failed authentications (401).
+    failures: AtomicU64,
+    /// Requests refused because their address failed too often (429).
+    throttled: AtomicU64,
+}
+
+impl AuthCounters {
+    /// Appends the counters in the Prometheus text format.
+    pub(crate) fn render(&self, out: &mut String) {
+        for (name, help, counter) in [
+            (
+                "otago_auth_store_lookups_total",
+                "API key lookups that reached the store (tokens shaped like a key, not cached).",
+                &self.store_lookups,
+            ),
+            (
+                "otago_auth_failures_total",
+                "Failed authentications (401).",
+                &self.failures,
+            ),
+            (
+                "otago_auth_throttled_total",
+                "Requests refused with 429 after too many failed authentications from their address.",
+                &self.throttled,
+            ),
+        ] {
+            let n = counter.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+            );
         }
     }
 }
@@ -237,6 +279,10 @@ async fn authenticate(
     let client = throttle::client_key(client);
     let now = state.now();
     if let Some(wait) = state.auth_throttle.check(client, now.unix_millis()) {
+        state
+            .auth_counters
+            .throttled
+            .fetch_add(1, Ordering::Relaxed);
         return Err(throttled(wait));
     }
     let outcome = match bearer(headers) {
@@ -246,6 +292,7 @@ async fn authenticate(
         Ok(token) => verify(state, token, now).await,
     };
     if let Err(ApiError::Unauthorized(problem)) = &outcome {
+        state.auth_counters.failures.fetch_add(1, Ordering::Relaxed);
         state.auth_throttle.failed(client, now.unix_millis());
         state
             .auth_throttle
@@ -266,6 +313,10 @@ async fn verify(state: &AppState, token: &str, now: Timestamp) -> ApiResult<Prin
         Some(key) => key,
         None => {
             let generation = state.keys.generation();
+            state
+                .auth_counters
+                .store_lookups
+                .fetch_add(1, Ordering::Relaxed);
             let Some(record) = state.meta.key_by_secret_hash(digest).await? else {
                 return Err(unauthorized("invalid_token", "the token is not valid"));
             };

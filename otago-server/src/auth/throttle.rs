@@ -95,8 +95,8 @@ impl Throttle {
         }
         let full_at = table.entry(client).or_insert(now_ms);
         // Never further ahead than the whole budget: waiting it out always clears an address.
-        *full_at = ((*full_at).max(now_ms) + self.interval_ms)
-            .min(now_ms + self.burst * self.interval_ms);
+        *full_at =
+            ((*full_at).max(now_ms) + self.interval_ms).min(now_ms + self.burst * self.interval_ms);
     }
 
     /// Logs a failed authentication at WARN, at most [`WARNINGS_PER_MINUTE`] times a minute;

@@ -162,8 +162,7 @@ pub(crate) async fn revoke(
     if !ids::is_key_id(&key_id) {
         return Err(not_found());
     }
-    let audit =
-        crate::audit::key_revoked(&project.r#ref, &key_id, principal.actor(), state.now());
+    let audit = crate::audit::key_revoked(&project.r#ref, &key_id, principal.actor(), state.now());
     let found = state.meta.revoke_key(&key_id, audit).await?;
     state.keys.remove_key(&key_id);
     if !found {

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use otago_core::{
     DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, SignatureHeader,
     SigningKey, Timestamp, UpdateId,
 };
-use otago_server::{AppState, ServerConfig};
+use otago_server::{AppState, Clock, ServerConfig};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -68,7 +68,30 @@ impl Server {
         Self::start_in_configured(dir, |_| {}).await
     }
 
-    async fn start_in_configured(dir: &Path, configure: impl FnOnce(&mut ServerConfig)) -> Self {
+    pub(crate) async fn start_in_configured(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        Self::launch(dir, configure, None).await
+    }
+
+    /// Starts with its own data folder and `clock` (tests that move time).
+    pub(crate) async fn start_with_clock(
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let tempdir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = tempdir.path().to_owned();
+        let mut server = Self::launch(&dir, configure, Some(clock)).await;
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    async fn launch(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let url = format!("http://{addr}");
@@ -78,7 +101,17 @@ impl Server {
         config.brotli_max_quality = 5;
         config.shutdown_grace = std::time::Duration::from_secs(5);
         configure(&mut config);
-        let opened = AppState::open(config).await.unwrap();
+        let opened = match clock {
+            None => AppState::open(config).await.unwrap(),
+            Some(clock) => {
+                std::fs::create_dir_all(dir).unwrap();
+                let meta = otago_server::store::SqliteStore::open(dir).unwrap();
+                let blobs = otago_server::store::LocalBlobStore::open(dir).unwrap();
+                AppState::with_stores(config, Arc::new(meta), Arc::new(blobs), clock)
+                    .await
+                    .unwrap()
+            }
+        };
         let state = opened.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(otago_server::serve(listener, opened.state, async move {

@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{
     AdoptionCount, AssetRecord, AuditRecord, ChannelKey, Encodings, GroupFilter, GroupRecord,
-    HistoryEntry, KeyRecord, KeyRole, MetaStore, ProjectPatch, ProjectRecord, StoreError, StoreResult,
+    HistoryEntry, KeyRecord, KeyRole, MetaStore, ProjectPatch, ProjectRecord, StoreError,
+    StoreResult,
 };
 use crate::error::Problem;
 
