@@ -72,6 +72,12 @@ pub struct ApiKey {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// `deploy` or `admin`.
+    #[serde(default = "deploy_role")]
+    pub role: String,
+    /// When it stops working, if ever.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     /// Creation time.
     #[serde(default)]
     pub created_at: Option<String>,
@@ -90,11 +96,59 @@ pub struct CreatedKey {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// `deploy` or `admin`.
+    #[serde(default = "deploy_role")]
+    pub role: String,
+    /// When it stops working, if ever.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     /// The secret (`otago_...`), to use as OTAGO_API_KEY.
     pub secret: String,
     /// Creation time.
     #[serde(default)]
     pub created_at: Option<String>,
+}
+
+fn deploy_role() -> String {
+    "deploy".to_owned()
+}
+
+/// A key to create (`POST /api/v1/projects/{ref}/keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewKey {
+    /// Its name.
+    pub name: String,
+    /// `deploy` or `admin`.
+    pub role: String,
+    /// When it stops working (`YYYY-MM-DDTHH:mm:ss.sssZ`); never if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// One entry of a project's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log (ascending).
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who: a key id or `admin`.
+    pub actor: String,
+    /// What, e.g. `project.settings_changed`.
+    pub action: String,
+    /// Details (for settings: each changed setting's `before` and `after`).
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// A page of a project's audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// `before` of the next (older) page; `None` on the last.
+    #[serde(default)]
+    pub next_before: Option<i64>,
 }
 
 /// One update of a group.
@@ -396,13 +450,32 @@ impl Client {
     ///
     /// # Errors
     /// The server's error.
-    pub async fn create_key(&self, reference: &str, name: &str) -> Result<CreatedKey> {
-        let body = serde_json::json!({ "name": name });
+    pub async fn create_key(&self, reference: &str, key: &NewKey) -> Result<CreatedKey> {
         self.json(
             Method::POST,
             &format!("/api/v1/projects/{reference}/keys"),
-            Some(&body),
+            Some(key),
             Retry::OnlyUnsent,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects/{ref}/audit`: a page of the audit log, newest first.
+    ///
+    /// # Errors
+    /// The server's error (403 without an admin key of the project or the admin token).
+    pub async fn audit(
+        &self,
+        reference: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<AuditPage> {
+        let before = before.map_or(String::new(), |seq| format!("&before={seq}"));
+        self.json(
+            Method::GET,
+            &format!("/api/v1/projects/{reference}/audit?limit={limit}{before}"),
+            None::<&()>,
+            Retry::Idempotent,
         )
         .await
     }
