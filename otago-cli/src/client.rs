@@ -337,18 +337,28 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     token: Option<String>,
+    /// The certificate stores trusted for `https://` (empty for `http://`).
+    trust: crate::tls::TrustStores,
 }
 
 impl Client {
     /// A client of the server at `base_url` (no trailing slash) sending `token` as bearer.
+    /// For `https://` it trusts the bundled Mozilla roots and the platform's store
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set; see [`crate::tls`]).
     ///
     /// # Errors
     /// [`CliError::Invalid`] when the HTTP client cannot be built (no TLS roots, say).
     pub fn new(base_url: &str, token: Option<&str>) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("otago-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
+            .timeout(Duration::from_secs(300));
+        let (builder, trust) = if base_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+            crate::tls::with_platform_roots(builder)
+        } else {
+            (builder, crate::tls::TrustStores::default())
+        };
+        let http = builder
             .build()
             .map_err(|err| CliError::Invalid {
                 reason: format!("cannot set up the HTTP client: {err}"),
@@ -357,6 +367,7 @@ impl Client {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: token.map(str::to_owned),
+            trust,
         })
     }
 
@@ -683,13 +694,13 @@ impl Client {
         let response = builder
             .send()
             .await
-            .map_err(|err| unreachable(update_url, &err))?;
+            .map_err(|err| self.unreachable(update_url, &err))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .map_err(|err| unreachable(update_url, &err))?
+            .map_err(|err| self.unreachable(update_url, &err))?
             .to_vec();
         Ok(ProtocolResponse {
             status,
@@ -760,6 +771,10 @@ impl Client {
                     }
                     return Err(api_error(method, path, response).await);
                 }
+                Err(err) if crate::tls::certificate_problem(&err).is_some() => {
+                    // Trying again would meet the same certificate.
+                    return Err(self.unreachable(&self.base_url, &err));
+                }
                 Err(err) => {
                     let unsent = err.is_connect();
                     let transient = unsent || err.is_timeout() || err.is_request();
@@ -772,7 +787,7 @@ impl Client {
                         attempt += 1;
                         continue;
                     }
-                    return Err(unreachable(&self.base_url, &err));
+                    return Err(self.unreachable(&self.base_url, &err));
                 }
             }
         }
@@ -869,6 +884,21 @@ fn default_hint(status: StatusCode) -> &'static str {
         404 => "check the ref or id with `otago projects list` or `otago updates list`",
         500.. => "the server failed; its log has the details, try again later",
         _ => "",
+    }
+}
+
+impl Client {
+    /// The error for a request that got no answer: an untrusted certificate named with the
+    /// stores that were tried, or the innermost cause, e.g. "Connection refused (os error 111)".
+    fn unreachable(&self, url: &str, err: &reqwest::Error) -> CliError {
+        if let Some(problem) = crate::tls::certificate_problem(err) {
+            return CliError::UntrustedCertificate {
+                url: url.to_owned(),
+                problem,
+                stores: self.trust.to_string(),
+            };
+        }
+        unreachable(url, err)
     }
 }
 

@@ -30,6 +30,7 @@ pub mod output;
 pub mod projects;
 pub mod rollback;
 pub mod settings;
+pub mod tls;
 
 pub use args::Args;
 pub use error::{CliError, OtagoExitCode, Result};
