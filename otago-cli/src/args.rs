@@ -232,7 +232,9 @@ impl KeyRoleArg {
 /// # Errors
 /// A message naming the accepted forms.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let bad = || format!("`{value}` is not a duration; write a number and a unit, e.g. 90d, 12h, 30m, 2w");
+    let bad = || {
+        format!("`{value}` is not a duration; write a number and a unit, e.g. 90d, 12h, 30m, 2w")
+    };
     let value = value.trim();
     let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = value.split_at(split);
@@ -247,7 +249,9 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     };
     let total = number.checked_mul(seconds).ok_or_else(bad)?;
     if total == 0 {
-        return Err(format!("`{value}` is no time at all; give a positive duration, e.g. 90d"));
+        return Err(format!(
+            "`{value}` is no time at all; give a positive duration, e.g. 90d"
+        ));
     }
     Ok(Duration::from_secs(total))
 }

@@ -353,16 +353,17 @@ impl Client {
             .user_agent(concat!("otago-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300));
-        let (builder, trust) = if base_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        let (builder, trust) = if base_url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        {
             crate::tls::with_platform_roots(builder)
         } else {
             (builder, crate::tls::TrustStores::default())
         };
-        let http = builder
-            .build()
-            .map_err(|err| CliError::Invalid {
-                reason: format!("cannot set up the HTTP client: {err}"),
-            })?;
+        let http = builder.build().map_err(|err| CliError::Invalid {
+            reason: format!("cannot set up the HTTP client: {err}"),
+        })?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -20,8 +20,8 @@ use crate::deploy::DeployReport;
 use crate::doctor::{CheckStatus, DoctorReport};
 use crate::error::{CliError, Result};
 use crate::projects::{
-    AuditLog, KeyCreated, KeyList, KeyRevoked, ProjectCreated, ProjectDeleted, ProjectDetails, ProjectList,
-    ProjectUpdated,
+    AuditLog, KeyCreated, KeyList, KeyRevoked, ProjectCreated, ProjectDeleted, ProjectDetails,
+    ProjectList, ProjectUpdated,
 };
 use crate::rollback::{RollbackReport, RolloutReport, UpdatesList};
 use crate::settings::OutputSettings;
@@ -538,7 +538,13 @@ fn audit_value(value: &serde_json::Value) -> String {
 /// What an audit entry did, in a few words.
 fn audit_summary(entry: &crate::client::AuditEntry) -> String {
     let detail = &entry.detail;
-    let field = |name: &str| detail.get(name).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+    let field = |name: &str| {
+        detail
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
     match entry.action.as_str() {
         "project.settings_changed" => detail
             .get("changes")

@@ -11,8 +11,8 @@ use otago_core::{Platform, Timestamp};
 
 use crate::args::{
     Args, CodesigningCommand, CodesigningGenerateArgs, ColorArg, Command, DeployArgs, DoctorArgs,
-    EnvFileArgs, KeyRoleArg, KeysCommand, PlatformArg, ProjectsCommand, ProjectsUpdateArgs, RollbackArgs,
-    RolloutArgs, UpdatesCommand,
+    EnvFileArgs, KeyRoleArg, KeysCommand, PlatformArg, ProjectsCommand, ProjectsUpdateArgs,
+    RollbackArgs, RolloutArgs, UpdatesCommand,
 };
 use crate::error::{CliError, Result};
 

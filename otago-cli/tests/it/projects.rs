@@ -625,7 +625,15 @@ fn keys_have_roles_and_expiry_and_the_audit_log_names_who_changed_what() {
     let admin = project.admin_env();
     // The default key is a deploy key: it may not mint keys nor change settings.
     let minted = project.run(
-        &["--json", "keys", "create", "--project", reference, "--name", "x"],
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--project",
+            reference,
+            "--name",
+            "x",
+        ],
         &project.key_env(),
     );
     assert_eq!(minted.code, 5, "{minted:?}");
@@ -633,14 +641,34 @@ fn keys_have_roles_and_expiry_and_the_audit_log_names_who_changed_what() {
     let created = project
         .run(
             &[
-                "--json", "keys", "create", "--project", reference, "--name", "lead", "--role",
-                "admin", "--expires-in", "90d",
+                "--json",
+                "keys",
+                "create",
+                "--project",
+                reference,
+                "--name",
+                "lead",
+                "--role",
+                "admin",
+                "--expires-in",
+                "90d",
             ],
             &admin,
         )
         .ok()
         .json();
-    assert_keys(&created, &["project", "id", "name", "role", "expires_at", "key", "created_at"]);
+    assert_keys(
+        &created,
+        &[
+            "project",
+            "id",
+            "name",
+            "role",
+            "expires_at",
+            "key",
+            "created_at",
+        ],
+    );
     assert_eq!(created["role"], "admin");
     let expires = otago_core::Timestamp::parse(created["expires_at"].as_str().unwrap()).unwrap();
     let now = otago_core::Timestamp::from_system_time(std::time::SystemTime::now()).unwrap();
@@ -652,7 +680,10 @@ fn keys_have_roles_and_expiry_and_the_audit_log_names_who_changed_what() {
         ("OTAGO_API_KEY", created["key"].as_str().unwrap().to_owned()),
     ];
     let listed = project
-        .run(&["--json", "keys", "list", "--project", reference], &admin_key)
+        .run(
+            &["--json", "keys", "list", "--project", reference],
+            &admin_key,
+        )
         .ok()
         .json();
     let roles: Vec<&str> = listed["keys"]
@@ -666,24 +697,43 @@ fn keys_have_roles_and_expiry_and_the_audit_log_names_who_changed_what() {
     let text = project
         .run(&["keys", "list", "--project", reference], &admin_key)
         .ok();
-    assert!(text.stdout.contains("ROLE") && text.stdout.contains("EXPIRES"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("ROLE") && text.stdout.contains("EXPIRES"),
+        "{}",
+        text.stdout
+    );
     project
         .run(
             &[
-                "projects", "update", "--project", reference, "--max-asset-bytes", "1000",
+                "projects",
+                "update",
+                "--project",
+                reference,
+                "--max-asset-bytes",
+                "1000",
             ],
             &admin_key,
         )
         .ok();
     let bad = project.run(
-        &["keys", "create", "--project", reference, "--expires-at", "tomorrow"],
+        &[
+            "keys",
+            "create",
+            "--project",
+            reference,
+            "--expires-at",
+            "tomorrow",
+        ],
         &admin,
     );
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("--expires-at"), "{}", bad.stderr);
 
     let audit = project
-        .run(&["--json", "projects", "audit", "--project", reference], &admin)
+        .run(
+            &["--json", "projects", "audit", "--project", reference],
+            &admin,
+        )
         .ok()
         .json();
     assert_keys(&audit, &["project", "entries", "next_before"]);
@@ -691,7 +741,10 @@ fn keys_have_roles_and_expiry_and_the_audit_log_names_who_changed_what() {
     let newest = &entries[0];
     assert_eq!(newest["action"], "project.settings_changed");
     assert_eq!(newest["actor"], created["id"]);
-    assert_eq!(newest["detail"]["changes"]["max_asset_bytes"]["after"], 1000);
+    assert_eq!(
+        newest["detail"]["changes"]["max_asset_bytes"]["after"],
+        1000
+    );
     assert_eq!(entries[1]["action"], "key.created");
     assert_eq!(entries[1]["actor"], "admin");
     let text = project

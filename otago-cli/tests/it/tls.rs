@@ -27,10 +27,25 @@ fn authority(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &key, "-out", &pem, "-days", "2", "-subj", "/CN=Otago Test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Otago Test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
 }
@@ -45,15 +60,38 @@ fn server_certificate(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
         ],
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
         ],
     );
 }
@@ -128,9 +166,17 @@ fn tls_untrusted_authority_is_named_and_ssl_cert_file_trusts_it() {
         "the system certificate store (",
         "point SSL_CERT_FILE at",
     ] {
-        assert!(untrusted.stderr.contains(expected), "{expected}: {}", untrusted.stderr);
+        assert!(
+            untrusted.stderr.contains(expected),
+            "{expected}: {}",
+            untrusted.stderr
+        );
     }
-    assert!(!untrusted.stderr.contains("is running"), "{}", untrusted.stderr);
+    assert!(
+        !untrusted.stderr.contains("is running"),
+        "{}",
+        untrusted.stderr
+    );
 
     // SSL_CERT_FILE with another authority: still refused, and the message says what it read.
     let other = dir.path().join("other.pem");
@@ -141,7 +187,9 @@ fn tls_untrusted_authority_is_named_and_ssl_cert_file_trusts_it() {
     );
     assert_eq!(wrong.code, 4, "{wrong:?}");
     assert!(
-        wrong.stderr.contains(&format!("SSL_CERT_FILE={other} (1 certificate)")),
+        wrong
+            .stderr
+            .contains(&format!("SSL_CERT_FILE={other} (1 certificate)")),
         "{}",
         wrong.stderr
     );

@@ -664,3 +664,38 @@ impl MetaStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_of_a_version_1_database_become_deploy_keys_that_do_not_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("otago.sqlite3")).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO projects (ref, app, environment, max_asset_bytes, created_at)
+                     VALUES ('p_0123456789', 'app', 'prod', 10, 0);
+                 INSERT INTO api_keys (id, project_ref, name, secret_sha256, created_at)
+                     VALUES ('k_0123456789', 'p_0123456789', 'ci', x'00', 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let keys = store.keys("p_0123456789").await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].role, KeyRole::Deploy);
+        assert_eq!(keys[0].expires_at, None);
+        assert!(
+            store
+                .audit_log("p_0123456789", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
