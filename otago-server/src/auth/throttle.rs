@@ -102,6 +102,13 @@ impl Throttle {
     /// Logs a failed authentication at WARN, at most [`WARNINGS_PER_MINUTE`] times a minute;
     /// the first line after a quiet spell says how many were left out.
     pub(crate) fn warn(&self, client: IpAddr, code: &str, now_ms: i64) {
+        if let Some(suppressed) = self.may_warn(now_ms) {
+            tracing::warn!(client = %client, reason = code, suppressed, "authentication failed");
+        }
+    }
+
+    /// `Some(how many warnings were left out since the last one)` if one may be logged now.
+    fn may_warn(&self, now_ms: i64) -> Option<u64> {
         let mut warnings = self
             .warnings
             .lock()
@@ -112,12 +119,10 @@ impl Throttle {
         }
         if warnings.logged >= WARNINGS_PER_MINUTE {
             warnings.suppressed += 1;
-            return;
+            return None;
         }
         warnings.logged += 1;
-        let suppressed = std::mem::take(&mut warnings.suppressed);
-        drop(warnings);
-        tracing::warn!(client = %client, reason = code, suppressed, "authentication failed");
+        Some(std::mem::take(&mut warnings.suppressed))
     }
 }
 
@@ -158,6 +163,20 @@ mod tests {
         }
         assert!(throttle.table().len() <= CAPACITY);
         assert!(throttle.check(A, 0).is_some());
+    }
+
+    #[test]
+    fn warnings_are_limited_per_minute_and_count_what_was_left_out() {
+        let throttle = Throttle::new(1, Duration::from_secs(1));
+        let start = 1_000_000;
+        for _ in 0..WARNINGS_PER_MINUTE {
+            assert_eq!(throttle.may_warn(start), Some(0));
+        }
+        for _ in 0..5 {
+            assert_eq!(throttle.may_warn(start + 1), None);
+        }
+        assert_eq!(throttle.may_warn(start + MINUTE_MS), Some(5));
+        assert_eq!(throttle.may_warn(start + MINUTE_MS), Some(0));
     }
 
     #[test]
