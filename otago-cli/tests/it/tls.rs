@@ -1,6 +1,7 @@
 //! `https://` servers: a real TLS server on loopback whose certificate is signed by a
 //! throwaway certificate authority made here with `openssl`. Untrusted, the CLI says so and
-//! names the stores it tried; with `SSL_CERT_FILE` pointing at the authority it works.
+//! names the stores it tried; with `SSL_CERT_FILE` (or `SSL_CERT_DIR`) pointing at the
+//! authority it works.
 
 use std::path::Path;
 use std::process::Command;
@@ -201,6 +202,21 @@ fn tls_untrusted_authority_is_named_and_ssl_cert_file_trusts_it() {
         &[
             ("OTAGO_ADMIN_TOKEN", ADMIN_TOKEN),
             ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ],
+    )
+    .ok();
+    assert!(trusted.json()["projects"].is_array(), "{}", trusted.stdout);
+
+    // So does SSL_CERT_DIR with the authority in a hashed folder (`openssl rehash`).
+    let folder = dir.path().join("certs");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(&ca, folder.join("ca.pem")).unwrap();
+    openssl(&folder, &["rehash", "."]);
+    let trusted = otago(
+        &args,
+        &[
+            ("OTAGO_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("SSL_CERT_DIR", folder.to_str().unwrap()),
         ],
     )
     .ok();
