@@ -2,6 +2,7 @@
 //! [`crate::settings`] turns it into checked settings.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
@@ -109,6 +110,18 @@ pub enum ProjectsCommand {
     },
     /// Change a project's settings, e.g. require signed updates with the app's certificate.
     Update(ProjectsUpdateArgs),
+    /// Show a project's audit log, newest first: who changed its settings and keys, and when.
+    Audit {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+        /// At most this many entries (1-500).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// Only entries older than this one (the `next_before` a previous page printed).
+        #[arg(long, value_name = "SEQ")]
+        before: Option<i64>,
+    },
     /// Delete a project with its keys and update history (asks first; `--yes` skips asking).
     Delete {
         /// The project.
@@ -167,6 +180,16 @@ pub enum KeysCommand {
         /// A name that tells the keys apart, e.g. `ci` or `alice-laptop`.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// What the key may do: `deploy` (upload, publish, roll back, roll out, read the
+        /// project) or `admin` (also the project's keys, settings and audit log).
+        #[arg(long, value_enum, default_value_t = KeyRoleArg::Deploy)]
+        role: KeyRoleArg,
+        /// The key stops working after this long, e.g. `90d`, `12h`, `2w` (units s, m, h, d, w).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "expires_at")]
+        expires_in: Option<Duration>,
+        /// The key stops working at this time (UTC, `YYYY-MM-DDTHH:mm:ss.sssZ`).
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
     },
     /// List a project's API keys (never their secrets).
     List {
@@ -182,6 +205,55 @@ pub enum KeysCommand {
         /// The key's id (`k_...`), as `otago keys list` shows it.
         key_id: String,
     },
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyRoleArg {
+    /// Upload assets, publish, roll back, roll out and revert, read the project.
+    Deploy,
+    /// Everything a deploy key may, plus the project's keys, settings and audit log.
+    Admin,
+}
+
+impl KeyRoleArg {
+    /// The API's name of the role.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Parses a duration such as `90d`, `12h`, `30m`, `45s` or `2w`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("`{value}` is not a duration; write a number and a unit, e.g. 90d, 12h, 30m, 2w")
+    };
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let total = number.checked_mul(seconds).ok_or_else(bad)?;
+    if total == 0 {
+        return Err(format!(
+            "`{value}` is no time at all; give a positive duration, e.g. 90d"
+        ));
+    }
+    Ok(Duration::from_secs(total))
 }
 
 /// Which platforms to act on.
@@ -425,6 +497,16 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_a_unit() {
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        for bad in ["90", "d", "0d", "1y", "-1d", "99999999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct ApiKey {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// `deploy` or `admin`.
+    #[serde(default = "deploy_role")]
+    pub role: String,
+    /// When it stops working, if ever.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     /// Creation time.
     #[serde(default)]
     pub created_at: Option<String>,
@@ -90,11 +96,59 @@ pub struct CreatedKey {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// `deploy` or `admin`.
+    #[serde(default = "deploy_role")]
+    pub role: String,
+    /// When it stops working, if ever.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     /// The secret (`otago_...`), to use as OTAGO_API_KEY.
     pub secret: String,
     /// Creation time.
     #[serde(default)]
     pub created_at: Option<String>,
+}
+
+fn deploy_role() -> String {
+    "deploy".to_owned()
+}
+
+/// A key to create (`POST /api/v1/projects/{ref}/keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewKey {
+    /// Its name.
+    pub name: String,
+    /// `deploy` or `admin`.
+    pub role: String,
+    /// When it stops working (`YYYY-MM-DDTHH:mm:ss.sssZ`); never if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// One entry of a project's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log (ascending).
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who: a key id or `admin`.
+    pub actor: String,
+    /// What, e.g. `project.settings_changed`.
+    pub action: String,
+    /// Details (for settings: each changed setting's `before` and `after`).
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// A page of a project's audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// `before` of the next (older) page; `None` on the last.
+    #[serde(default)]
+    pub next_before: Option<i64>,
 }
 
 /// Distinct devices an update was served to, that run it and that failed to launch it.
@@ -450,26 +504,38 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     token: Option<String>,
+    /// The certificate stores trusted for `https://` (empty for `http://`).
+    trust: crate::tls::TrustStores,
 }
 
 impl Client {
     /// A client of the server at `base_url` (no trailing slash) sending `token` as bearer.
+    /// For `https://` it trusts the bundled Mozilla roots and the platform's store
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set; see [`crate::tls`]).
     ///
     /// # Errors
     /// [`CliError::Invalid`] when the HTTP client cannot be built (no TLS roots, say).
     pub fn new(base_url: &str, token: Option<&str>) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("otago-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|err| CliError::Invalid {
-                reason: format!("cannot set up the HTTP client: {err}"),
-            })?;
+            .timeout(Duration::from_secs(300));
+        let (builder, trust) = if base_url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        {
+            crate::tls::with_platform_roots(builder)
+        } else {
+            (builder, crate::tls::TrustStores::default())
+        };
+        let http = builder.build().map_err(|err| CliError::Invalid {
+            reason: format!("cannot set up the HTTP client: {err}"),
+        })?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: token.map(str::to_owned),
+            trust,
         })
     }
 
@@ -563,13 +629,32 @@ impl Client {
     ///
     /// # Errors
     /// The server's error.
-    pub async fn create_key(&self, reference: &str, name: &str) -> Result<CreatedKey> {
-        let body = serde_json::json!({ "name": name });
+    pub async fn create_key(&self, reference: &str, key: &NewKey) -> Result<CreatedKey> {
         self.json(
             Method::POST,
             &format!("/api/v1/projects/{reference}/keys"),
-            Some(&body),
+            Some(key),
             Retry::OnlyUnsent,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects/{ref}/audit`: a page of the audit log, newest first.
+    ///
+    /// # Errors
+    /// The server's error (403 without an admin key of the project or the admin token).
+    pub async fn audit(
+        &self,
+        reference: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<AuditPage> {
+        let before = before.map_or(String::new(), |seq| format!("&before={seq}"));
+        self.json(
+            Method::GET,
+            &format!("/api/v1/projects/{reference}/audit?limit={limit}{before}"),
+            None::<&()>,
+            Retry::Idempotent,
         )
         .await
     }
@@ -800,13 +885,13 @@ impl Client {
         let response = builder
             .send()
             .await
-            .map_err(|err| unreachable(update_url, &err))?;
+            .map_err(|err| self.unreachable(update_url, &err))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .map_err(|err| unreachable(update_url, &err))?
+            .map_err(|err| self.unreachable(update_url, &err))?
             .to_vec();
         Ok(ProtocolResponse {
             status,
@@ -877,6 +962,10 @@ impl Client {
                     }
                     return Err(api_error(method, path, response).await);
                 }
+                Err(err) if crate::tls::certificate_problem(&err).is_some() => {
+                    // Trying again would meet the same certificate.
+                    return Err(self.unreachable(&self.base_url, &err));
+                }
                 Err(err) => {
                     let unsent = err.is_connect();
                     let transient = unsent || err.is_timeout() || err.is_request();
@@ -889,7 +978,7 @@ impl Client {
                         attempt += 1;
                         continue;
                     }
-                    return Err(unreachable(&self.base_url, &err));
+                    return Err(self.unreachable(&self.base_url, &err));
                 }
             }
         }
@@ -986,6 +1075,21 @@ fn default_hint(status: StatusCode) -> &'static str {
         404 => "check the ref or id with `otago projects list` or `otago updates list`",
         500.. => "the server failed; its log has the details, try again later",
         _ => "",
+    }
+}
+
+impl Client {
+    /// The error for a request that got no answer: an untrusted certificate named with the
+    /// stores that were tried, or the innermost cause, e.g. "Connection refused (os error 111)".
+    fn unreachable(&self, url: &str, err: &reqwest::Error) -> CliError {
+        if let Some(problem) = crate::tls::certificate_problem(err) {
+            return CliError::UntrustedCertificate {
+                url: url.to_owned(),
+                problem,
+                stores: self.trust.to_string(),
+            };
+        }
+        unreachable(url, err)
     }
 }
 

@@ -119,6 +119,18 @@ pub enum CliError {
         /// What failed (connection refused, timeout, DNS...).
         reason: String,
     },
+    /// The server's TLS certificate is not trusted by this machine.
+    #[error(
+        "the TLS certificate of the Otago server at {url} is not trusted: {problem}. Trusted here: {stores}. If the server uses a private (company) certificate authority, point SSL_CERT_FILE at that authority's PEM certificate (or add it to the system store); if the host name is wrong, check OTAGO_SERVER_URL (or --server-url)"
+    )]
+    UntrustedCertificate {
+        /// The URL that was tried.
+        url: String,
+        /// Why the certificate was refused.
+        problem: String,
+        /// The certificate stores that were tried.
+        stores: String,
+    },
     /// The server answered with an error.
     #[error(
         "the server refused {method} {path} ({status}): {message}{}",
@@ -208,7 +220,9 @@ impl CliError {
             | Self::Invalid { .. } => OtagoExitCode::INVALID_INPUT,
             Self::Usage { .. } => OtagoExitCode::USAGE,
             Self::Io { .. } | Self::Output(_) => OtagoExitCode::IO,
-            Self::Unreachable { .. } => OtagoExitCode::UNREACHABLE,
+            Self::Unreachable { .. } | Self::UntrustedCertificate { .. } => {
+                OtagoExitCode::UNREACHABLE
+            }
             Self::Api { status, .. } => match status {
                 401 | 403 => OtagoExitCode::AUTH,
                 500.. => OtagoExitCode::SERVER_ERROR,
@@ -232,6 +246,7 @@ impl CliError {
             Self::Io { .. } => "io",
             Self::NotEmpty { .. } => "not_empty",
             Self::Unreachable { .. } => "unreachable",
+            Self::UntrustedCertificate { .. } => "certificate_not_trusted",
             Self::Api { code, .. } => code,
             Self::BadResponse { .. } => "bad_response",
             Self::Command { .. } => "command_failed",

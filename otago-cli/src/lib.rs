@@ -30,6 +30,7 @@ pub mod output;
 pub mod projects;
 pub mod rollback;
 pub mod settings;
+pub mod tls;
 
 pub use args::Args;
 pub use error::{CliError, OtagoExitCode, Result};
@@ -78,9 +79,27 @@ pub async fn run_async(settings: Settings, printer: &Printer) -> Result<()> {
         CommandSettings::ProjectsDelete { project, confirmed } => {
             printer.result(&projects::delete_project(server, &project, confirmed, printer).await?)
         }
-        CommandSettings::KeysCreate { project, name } => {
-            printer.result(&projects::create_key(server, &project, &name).await?)
-        }
+        CommandSettings::KeysCreate {
+            project,
+            name,
+            role,
+            expiry,
+        } => printer.result(
+            &projects::create_key(
+                server,
+                &project,
+                &name,
+                role,
+                expiry,
+                std::time::SystemTime::now(),
+            )
+            .await?,
+        ),
+        CommandSettings::ProjectsAudit {
+            project,
+            limit,
+            before,
+        } => printer.result(&projects::audit_log(server, &project, limit, before).await?),
         CommandSettings::KeysList { project } => {
             printer.result(&projects::list_keys(server, &project).await?)
         }

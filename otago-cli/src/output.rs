@@ -20,8 +20,8 @@ use crate::deploy::DeployReport;
 use crate::doctor::{CheckStatus, DoctorReport};
 use crate::error::{CliError, Result};
 use crate::projects::{
-    KeyCreated, KeyList, KeyRevoked, ProjectCreated, ProjectDeleted, ProjectDetails, ProjectList,
-    ProjectUpdated,
+    AuditLog, KeyCreated, KeyList, KeyRevoked, ProjectCreated, ProjectDeleted, ProjectDetails,
+    ProjectList, ProjectUpdated,
 };
 use crate::rollback::{RollbackReport, RolloutReport, UpdatesList};
 use crate::settings::OutputSettings;
@@ -457,8 +457,14 @@ impl Render for KeyCreated {
     fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "{GREEN}✓{GREEN:#} Created key {} ({}) for project {}",
-            self.id, self.name, self.project
+            "{GREEN}✓{GREEN:#} Created {} key {} ({}) for project {}{}",
+            self.role,
+            self.id,
+            self.name,
+            self.project,
+            self.expires_at
+                .as_deref()
+                .map_or_else(String::new, |at| format!(", expires {at}"))
         )?;
         writeln!(out)?;
         writeln!(out, "  {BOLD}{}{BOLD:#}", self.key)?;
@@ -477,21 +483,126 @@ impl Render for KeyList {
         }
         writeln!(
             out,
-            "{BOLD}{:<16} {:<16} {:<26} {:<26} STATUS{BOLD:#}",
-            "ID", "NAME", "CREATED", "LAST USED"
+            "{BOLD}{:<16} {:<16} {:<7} {:<26} {:<26} {:<26} STATUS{BOLD:#}",
+            "ID", "NAME", "ROLE", "CREATED", "LAST USED", "EXPIRES"
         )?;
+        let now = otago_core::Timestamp::from_system_time(std::time::SystemTime::now()).ok();
         for key in &self.keys {
+            let expired = key
+                .expires_at
+                .as_deref()
+                .and_then(|at| otago_core::Timestamp::parse(at).ok())
+                .is_some_and(|at| now.is_some_and(|now| at <= now));
             let status = match &key.revoked_at {
                 Some(at) => format!("{RED}revoked {at}{RED:#}"),
+                None if expired => format!("{RED}expired{RED:#}"),
                 None => format!("{GREEN}active{GREEN:#}"),
             };
             writeln!(
                 out,
-                "{:<16} {:<16} {:<26} {:<26} {status}",
+                "{:<16} {:<16} {:<7} {:<26} {:<26} {:<26} {status}",
                 key.id,
                 key.name,
+                key.role,
                 key.created_at.as_deref().unwrap_or("-"),
                 key.last_used_at.as_deref().unwrap_or("never"),
+                key.expires_at.as_deref().unwrap_or("never"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A setting's value in an audit line: a certificate by its common name and digest.
+fn audit_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "none".to_owned(),
+        serde_json::Value::Object(certificate) => {
+            let digest = certificate
+                .get("pem_sha256")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?");
+            let short: String = digest.chars().take(12).collect();
+            match certificate
+                .get("common_name")
+                .and_then(serde_json::Value::as_str)
+            {
+                Some(name) => format!("\"{name}\" (sha256 {short}…)"),
+                None => format!("sha256 {short}…"),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What an audit entry did, in a few words.
+fn audit_summary(entry: &crate::client::AuditEntry) -> String {
+    let detail = &entry.detail;
+    let field = |name: &str| {
+        detail
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    match entry.action.as_str() {
+        "project.settings_changed" => detail
+            .get("changes")
+            .and_then(serde_json::Value::as_object)
+            .map(|changes| {
+                changes
+                    .iter()
+                    .map(|(setting, change)| {
+                        format!(
+                            "{setting}: {} → {}",
+                            audit_value(&change["before"]),
+                            audit_value(&change["after"])
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default(),
+        "key.created" => format!(
+            "{} key {} ({}){}",
+            field("role"),
+            field("key_id"),
+            field("name"),
+            detail
+                .get("expires_at")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(String::new, |at| format!(", expires {at}"))
+        ),
+        "key.revoked" => format!("key {}", field("key_id")),
+        _ => detail.to_string(),
+    }
+}
+
+impl Render for AuditLog {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.entries.is_empty() {
+            return writeln!(out, "Project {} has no audit entries here.", self.project);
+        }
+        writeln!(
+            out,
+            "{BOLD}{:<26} {:<14} {:<26} WHAT{BOLD:#}",
+            "WHEN", "WHO", "ACTION"
+        )?;
+        for entry in &self.entries {
+            writeln!(
+                out,
+                "{:<26} {:<14} {:<26} {}",
+                entry.at,
+                entry.actor,
+                entry.action,
+                audit_summary(entry)
+            )?;
+        }
+        if let Some(before) = self.next_before {
+            writeln!(
+                out,
+                "{DIM}Older entries: otago projects audit --project {} --before {before}{DIM:#}",
+                self.project
             )?;
         }
         Ok(())

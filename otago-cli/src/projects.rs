@@ -7,11 +7,14 @@ use std::time::SystemTime;
 use otago_core::{CertificateProblem, CertificateReport, SigningCertificate, Timestamp};
 use serde::Serialize;
 
-use crate::client::{ApiKey, Client, CreatedKey, Project, ProjectPatch};
+use crate::args::KeyRoleArg;
+use crate::client::{ApiKey, AuditEntry, Client, CreatedKey, NewKey, Project, ProjectPatch};
 use crate::doctor::EXPIRY_WARNING_DAYS;
 use crate::error::{CliError, Result};
 use crate::output::Printer;
-use crate::settings::{CertificateChange, Credential, ProjectUpdateSettings, ServerSettings};
+use crate::settings::{
+    CertificateChange, Credential, KeyExpiry, ProjectUpdateSettings, ServerSettings,
+};
 
 /// A created project, with the app.json snippet that points an app at it.
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +83,10 @@ pub struct KeyCreated {
     pub id: String,
     /// Key name.
     pub name: String,
+    /// `deploy` or `admin`.
+    pub role: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
     /// The secret.
     pub key: String,
     /// Creation time.
@@ -93,6 +100,17 @@ pub struct KeyList {
     pub project: String,
     /// Keys.
     pub keys: Vec<ApiKey>,
+}
+
+/// A page of a project's audit log, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditLog {
+    /// Project ref.
+    pub project: String,
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `--before` for the next (older) page; `None` on the last.
+    pub next_before: Option<i64>,
 }
 
 /// A revoked key.
@@ -336,21 +354,60 @@ pub async fn delete_project(
 ///
 /// # Errors
 /// The server's error.
-pub async fn create_key(server: &ServerSettings, project: &str, name: &str) -> Result<KeyCreated> {
+/// [`CliError::Usage`] for an expiry out of range, or the server's error (403 without an admin
+/// key of the project or the admin token).
+pub async fn create_key(
+    server: &ServerSettings,
+    project: &str,
+    name: &str,
+    role: KeyRoleArg,
+    expiry: KeyExpiry,
+    now: SystemTime,
+) -> Result<KeyCreated> {
+    let new_key = NewKey {
+        name: name.to_owned(),
+        role: role.as_str().to_owned(),
+        expires_at: expiry.at(now)?.map(|at| at.to_string()),
+    };
     let CreatedKey {
         id,
         name,
+        role,
+        expires_at,
         secret,
         created_at,
     } = client(server, Credential::AdminFirst)?
-        .create_key(project, name)
+        .create_key(project, &new_key)
         .await?;
     Ok(KeyCreated {
         project: project.to_owned(),
         id,
         name,
+        role,
+        expires_at,
         key: secret,
         created_at,
+    })
+}
+
+/// `otago projects audit`.
+///
+/// # Errors
+/// The server's error (403 without an admin key of the project or the admin token).
+pub async fn audit_log(
+    server: &ServerSettings,
+    project: &str,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<AuditLog> {
+    let page = client(server, Credential::AdminFirst)?
+        .audit(project, limit, before)
+        .await
+        .map_err(with_cli_hint)?;
+    Ok(AuditLog {
+        project: project.to_owned(),
+        entries: page.entries,
+        next_before: page.next_before,
     })
 }
 

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use otago_core::{FailureRate, Platform, Ramp};
+use otago_core::{FailureRate, Platform, Ramp, Timestamp};
 
 use crate::args::{
     Args, CodesigningCommand, CodesigningGenerateArgs, ColorArg, Command, DeployArgs, DoctorArgs,
-    EnvFileArgs, KeysCommand, PlatformArg, ProjectsCommand, ProjectsUpdateArgs, RollbackArgs,
-    RolloutArgs, UpdatesCommand,
+    EnvFileArgs, KeyRoleArg, KeysCommand, PlatformArg, ProjectsCommand, ProjectsUpdateArgs,
+    RollbackArgs, RolloutArgs, UpdatesCommand,
 };
 use crate::error::{CliError, Result};
 
@@ -384,6 +384,37 @@ pub struct CodesigningSettings {
     pub common_name: String,
 }
 
+/// When a new key stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyExpiry {
+    /// Never.
+    Never,
+    /// This long after it is created (`--expires-in`).
+    After(std::time::Duration),
+    /// At this time (`--expires-at`).
+    At(Timestamp),
+}
+
+impl KeyExpiry {
+    /// The expiry time for a key created at `now`.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] when the time is past what timestamps hold.
+    pub fn at(self, now: std::time::SystemTime) -> Result<Option<Timestamp>> {
+        match self {
+            Self::Never => Ok(None),
+            Self::At(at) => Ok(Some(at)),
+            Self::After(duration) => now
+                .checked_add(duration)
+                .and_then(|at| Timestamp::from_system_time(at).ok())
+                .map(Some)
+                .ok_or_else(|| CliError::Usage {
+                    reason: "--expires-in is too long; give a shorter duration".to_owned(),
+                }),
+        }
+    }
+}
+
 /// A command with its settings.
 #[derive(Debug, Clone)]
 pub enum CommandSettings {
@@ -416,6 +447,19 @@ pub enum CommandSettings {
         project: String,
         /// Key name.
         name: String,
+        /// `deploy` or `admin`.
+        role: KeyRoleArg,
+        /// When it stops working.
+        expiry: KeyExpiry,
+    },
+    /// `projects audit`.
+    ProjectsAudit {
+        /// Project ref.
+        project: String,
+        /// At most this many entries.
+        limit: u32,
+        /// Only entries older than this one.
+        before: Option<i64>,
     },
     /// `keys list`.
     KeysList {
@@ -511,9 +555,33 @@ impl Settings {
             Command::Keys(KeysCommand::Create {
                 project,
                 name: key_name,
+                role,
+                expires_in,
+                expires_at,
             }) => CommandSettings::KeysCreate {
                 project: project_ref(&project.project)?,
                 name: non_empty("--name", &key_name)?,
+                role,
+                expiry: match (expires_in, expires_at) {
+                    (Some(duration), _) => KeyExpiry::After(duration),
+                    (None, Some(text)) => KeyExpiry::At(Timestamp::parse(&text).map_err(|err| {
+                        CliError::Usage {
+                            reason: format!(
+                                "--expires-at `{text}` is not a time ({err}); write it as YYYY-MM-DDTHH:mm:ss.sssZ, e.g. 2027-01-01T00:00:00.000Z, or use --expires-in 90d"
+                            ),
+                        }
+                    })?),
+                    (None, None) => KeyExpiry::Never,
+                },
+            },
+            Command::Projects(ProjectsCommand::Audit {
+                project,
+                limit,
+                before,
+            }) => CommandSettings::ProjectsAudit {
+                project: project_ref(&project.project)?,
+                limit,
+                before,
             },
             Command::Keys(KeysCommand::List { project }) => CommandSettings::KeysList {
                 project: project_ref(&project.project)?,

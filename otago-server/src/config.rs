@@ -19,7 +19,7 @@ impl EnvVars {
     pub const OTAGO_DATA_DIR: &'static str = "OTAGO_DATA_DIR";
     /// Base of every URL the server hands out (`--public-url`).
     pub const OTAGO_PUBLIC_URL: &'static str = "OTAGO_PUBLIC_URL";
-    /// The admin token; without it one is generated at first start.
+    /// The admin token (at least 32 characters); without it one is generated at first start.
     pub const OTAGO_ADMIN_TOKEN: &'static str = "OTAGO_ADMIN_TOKEN";
     /// Log filter, e.g. `info` or `otago_server=debug` (tracing-subscriber syntax).
     pub const OTAGO_LOG: &'static str = "OTAGO_LOG";
@@ -86,8 +86,10 @@ pub struct ServeArgs {
     /// (default: `http://<listen>`)
     #[arg(long, env = EnvVars::OTAGO_PUBLIC_URL)]
     pub public_url: Option<String>,
-    /// The admin token (prefer the environment variable: flags show up in process lists).
-    /// Without it a token is generated at first start and printed once.
+    /// The admin token, at least 32 characters (prefer the environment variable: flags show up
+    /// in process lists). Without it a token is generated at first start and printed once.
+    /// Setting it replaces the kept token for good: the earlier one stops working, and stays
+    /// dead if the variable is unset later (the last token set keeps working then).
     #[arg(long, env = EnvVars::OTAGO_ADMIN_TOKEN, hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Publish the example app as project `example`/`production` if needed and print a curl
@@ -119,7 +121,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Base of every URL handed out, without a trailing slash.
     pub public_url: String,
-    /// The admin token; `None` to use (or generate) the one kept in the store.
+    /// The admin token (at least 32 characters); `None` to use (or generate) the one kept in
+    /// the store. A configured token replaces the kept one for good (see
+    /// [`crate::AppState::with_stores`]).
     pub admin_token: Option<String>,
     /// Asset size limit of new projects.
     pub default_max_asset_bytes: u64,
@@ -136,6 +140,10 @@ pub struct ServerConfig {
     pub asset_memory_bytes: u64,
     /// How often rollouts are judged by their health gates and ramps take their steps.
     pub release_tick: Duration,
+    /// Failed authentications a client address may have at once before it gets 429.
+    pub auth_failure_burst: u32,
+    /// How fast that budget refills: one failure per this long.
+    pub auth_failure_interval: Duration,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -151,6 +159,8 @@ impl fmt::Debug for ServerConfig {
             .field("brotli_max_quality", &self.brotli_max_quality)
             .field("asset_memory_bytes", &self.asset_memory_bytes)
             .field("release_tick", &self.release_tick)
+            .field("auth_failure_burst", &self.auth_failure_burst)
+            .field("auth_failure_interval", &self.auth_failure_interval)
             .finish()
     }
 }
@@ -172,6 +182,8 @@ impl ServerConfig {
             brotli_max_quality: 11,
             asset_memory_bytes: DEFAULT_ASSET_MEMORY_MB * 1024 * 1024,
             release_tick: Duration::from_millis(250),
+            auth_failure_burst: 20,
+            auth_failure_interval: Duration::from_secs(3),
         })
     }
 

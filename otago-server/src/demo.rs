@@ -158,7 +158,7 @@ pub async fn run_demo(state: &AppState, app_dir: &Path) -> Result<DemoOutcome, S
         };
         state
             .meta
-            .update_project(&project.r#ref, patch)
+            .update_project(&project.r#ref, patch, crate::auth::ADMIN_ACTOR, state.now())
             .await
             .map_err(|e| StartError(e.to_string()))?
             .unwrap_or(project)

@@ -4,10 +4,11 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse as _, Response};
 use futures_util::future::Either;
 use hyper::body::Incoming;
@@ -27,6 +28,9 @@ pub(crate) struct Dispatch {
     state: AppState,
     router: Router,
     manifest_route: RouteIndex,
+    /// The connection's peer, handed to the router as `ConnectInfo` (authentication throttles
+    /// by it).
+    peer: Option<SocketAddr>,
 }
 
 impl Dispatch {
@@ -37,6 +41,15 @@ impl Dispatch {
             state,
             router,
             manifest_route,
+            peer: None,
+        }
+    }
+
+    /// The dispatcher of one connection from `peer`.
+    pub(crate) fn for_peer(&self, peer: SocketAddr) -> Self {
+        Self {
+            peer: Some(peer),
+            ..self.clone()
         }
     }
 
@@ -73,7 +86,11 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         if let Some(project_ref) = manifest_ref(request.uri().path()) {
             return Either::Left(ready(Ok(self.manifest(project_ref, &request))));
         }
-        Either::Right(self.router.clone().oneshot(request.map(Body::new)))
+        let mut request = request.map(Body::new);
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        Either::Right(self.router.clone().oneshot(request))
     }
 }
 

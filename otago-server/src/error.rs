@@ -75,6 +75,9 @@ pub enum ApiError {
     /// A protocol request refused by otago-core; the status comes from the core error.
     #[error("protocol: {0}")]
     Protocol(#[from] otago_core::Error),
+    /// 429: too many failed authentications from one address; retry after the given seconds.
+    #[error("too many requests: {0}")]
+    TooManyRequests(Problem, u64),
     /// 503: the server is shutting down or overloaded.
     #[error("unavailable: {0}")]
     Unavailable(Problem),
@@ -105,6 +108,7 @@ impl ApiError {
             Self::Protocol(err) => {
                 StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,6 +127,7 @@ impl ApiError {
             | Self::PayloadTooLarge(p)
             | Self::HeadersTooLarge(p)
             | Self::Unprocessable(p)
+            | Self::TooManyRequests(p, _)
             | Self::Unavailable(p) => p.clone(),
             Self::Protocol(err) => protocol_problem(err),
             Self::Internal(_) => Problem::new(
@@ -228,6 +233,9 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Self::TooManyRequests(_, seconds) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -7,6 +7,12 @@ use sha2::{Digest as _, Sha256};
 /// Prefix of every API key secret (and of generated admin tokens).
 pub(crate) const SECRET_PREFIX: &str = "otago_";
 
+/// Alphanumerics after the prefix of an API key secret.
+const SECRET_LEN: usize = 40;
+
+/// The shortest admin token the server accepts.
+pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
 /// Longest bearer token considered at all.
 pub(crate) const MAX_TOKEN_LEN: usize = 256;
 
@@ -40,7 +46,14 @@ pub(crate) fn new_key_id() -> String {
 
 /// A new API key secret: `otago_` and 40 alphanumerics (about 238 bits).
 pub(crate) fn new_key_secret() -> String {
-    format!("{SECRET_PREFIX}{}", alnum(40))
+    format!("{SECRET_PREFIX}{}", alnum(SECRET_LEN))
+}
+
+/// Whether `token` has the shape of an API key secret (checked before any lookup).
+pub(crate) fn is_key_secret(token: &str) -> bool {
+    token.strip_prefix(SECRET_PREFIX).is_some_and(|rest| {
+        rest.len() == SECRET_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// A new admin token: `otago_admin_` and 40 alphanumerics.
@@ -109,6 +122,11 @@ mod tests {
         assert!(!is_project_ref("p_ABCDEFGHIJ"));
         let secret = new_key_secret();
         assert!(secret.starts_with(SECRET_PREFIX) && secret.len() == 46);
+        assert!(is_key_secret(&secret));
+        assert!(!is_key_secret(&new_admin_token()));
+        assert!(!is_key_secret(&format!("{secret}x")));
+        assert!(!is_key_secret(&secret.replace(SECRET_PREFIX, "otago-")));
+        assert!(!is_key_secret(&format!("{}-", &secret[..45])));
         assert_ne!(new_key_secret(), secret);
         let id = new_uuid();
         assert_eq!(

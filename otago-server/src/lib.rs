@@ -39,6 +39,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 mod adoption;
+mod audit;
 mod auth;
 mod check;
 mod compressor;
@@ -60,11 +61,12 @@ mod serve;
 mod state;
 pub mod store;
 
+pub use auth::Access;
 pub use check::{CheckReport, check_data_dir};
 pub use config::ServerConfig;
 pub use demo::{DemoOutcome, run_demo};
 pub use error::{ApiError, ApiResult, Problem};
-pub use routes::all_routes;
+pub use routes::{all_routes, route_access};
 pub use state::{AppState, Clock, Opened, StartError, SystemClock};
 
 /// How long a protocol request may take.
@@ -82,7 +84,7 @@ fn timeout(duration: Duration) -> tower_http::timeout::TimeoutLayer {
 /// The protocol endpoint and the asset CDN only (`/manifest/{ref}`, `/assets/{hash}`), for
 /// mounting inside another service.
 pub fn protocol_router(state: AppState) -> Router {
-    routes::protocol_routes()
+    routes::protocol_routes(&state)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -94,8 +96,8 @@ pub fn protocol_router(state: AppState) -> Router {
 
 /// Every route: the protocol, the assets, the management API, health, metrics and OpenAPI.
 pub fn router(state: AppState) -> Router {
-    let api = routes::api_routes()
-        .merge(routes::public_routes())
+    let api = routes::api_routes(&state)
+        .merge(routes::public_routes(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

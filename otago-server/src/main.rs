@@ -36,13 +36,6 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut config =
         ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
     config.asset_memory_bytes = args.asset_memory_mb * 1024 * 1024;
-    if args
-        .admin_token
-        .as_ref()
-        .is_some_and(|token| token.len() < 24)
-    {
-        tracing::warn!("OTAGO_ADMIN_TOKEN is shorter than 24 characters; use a long random token");
-    }
     let opened = AppState::open(config).await?;
     if let Some(token) = &opened.generated_admin_token {
         println!(

@@ -37,7 +37,7 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(err) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -47,7 +47,7 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), app.clone()));
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), app.for_peer(peer)));
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
                         tracing::debug!(error = %err, "connection ended with an error");

@@ -8,6 +8,9 @@ use std::time::SystemTime;
 use otago_core::Timestamp;
 
 use crate::adoption::Recorder;
+use crate::auth::AuthCounters;
+use crate::auth::cache::KeyCache;
+use crate::auth::throttle::Throttle;
 use crate::compressor::Compressor;
 use crate::config::ServerConfig;
 use crate::health::HealthBook;
@@ -104,6 +107,12 @@ pub struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin_token_hash: [u8; 32],
+    /// Keys the store confirmed, by secret digest.
+    pub(crate) keys: KeyCache,
+    /// Failed-authentication budgets per client address.
+    pub(crate) auth_throttle: Throttle,
+    /// Authentication counters for `/metrics`.
+    pub(crate) auth_counters: AuthCounters,
     /// Publishes, rollout changes and reverts run one at a time.
     pub(crate) publish_lock: tokio::sync::Mutex<()>,
 }
@@ -138,7 +147,8 @@ impl AppState {
     /// every published answer into memory.
     ///
     /// # Errors
-    /// When the data folder or database cannot be opened.
+    /// When the data folder or database cannot be opened, or the configured admin token is
+    /// too short.
     pub async fn open(config: ServerConfig) -> Result<Opened, StartError> {
         Self::open_with_clock(config, Arc::new(SystemClock)).await
     }
@@ -180,8 +190,14 @@ impl AppState {
 
     /// A state over any stores and clock.
     ///
+    /// The admin token: a configured one (`config.admin_token`, at least 32 characters) is
+    /// kept (as its SHA-256) in place of any earlier one, so the earlier token stops working
+    /// and stays dead if the token is later left unconfigured (then the last configured one
+    /// keeps working). Without a configured or kept token, one is generated and returned in
+    /// [`Opened::generated_admin_token`] to print once.
+    ///
     /// # Errors
-    /// When the stores fail while loading.
+    /// When the stores fail while loading, or the configured admin token is too short.
     pub async fn with_stores(
         config: ServerConfig,
         meta: Arc<dyn MetaStore>,
@@ -191,7 +207,22 @@ impl AppState {
         let store_error =
             |err: crate::store::StoreError| StartError(format!("the store failed: {err}"));
         let (admin_token_hash, generated_admin_token) = match &config.admin_token {
-            Some(token) => (ids::sha256(token.as_bytes()), None),
+            Some(token) if token.chars().count() < ids::MIN_ADMIN_TOKEN_LEN => {
+                return Err(StartError(format!(
+                    "the admin token (OTAGO_ADMIN_TOKEN or --admin-token) has {} characters; it must have at least {}: use a long random one, e.g. `openssl rand -hex 32`, or unset it to have one generated",
+                    token.chars().count(),
+                    ids::MIN_ADMIN_TOKEN_LEN
+                )));
+            }
+            Some(token) => {
+                // The configured token replaces the kept one, so that an earlier (generated)
+                // token neither works now nor comes back when the variable is unset.
+                let hash = ids::sha256(token.as_bytes());
+                if meta.admin_token_hash().await.map_err(store_error)? != Some(hash) {
+                    meta.set_admin_token_hash(hash).await.map_err(store_error)?;
+                }
+                (hash, None)
+            }
             None => match meta.admin_token_hash().await.map_err(store_error)? {
                 Some(hash) => (hash, None),
                 None => {
@@ -221,6 +252,7 @@ impl AppState {
             recorder: Recorder::new(config.adoption_capacity),
             hot: HotAssets::new(config.asset_memory_bytes),
             compressor,
+            auth_throttle: Throttle::new(config.auth_failure_burst, config.auth_failure_interval),
             config,
             meta,
             blobs,
@@ -230,6 +262,8 @@ impl AppState {
             metrics: Metrics::default(),
             clock,
             admin_token_hash,
+            keys: KeyCache::default(),
+            auth_counters: AuthCounters::default(),
             publish_lock: tokio::sync::Mutex::new(()),
         }));
         Ok(Opened {

@@ -17,7 +17,7 @@ pub(crate) const FIXTURE: &str = concat!(
 pub(crate) const EMBEDDED_UPDATE_ID: &str = "6d1d4f7e-2b4a-4c1e-8f00-000000000001";
 
 /// The admin token every test server is started with.
-pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 
 pub(crate) fn fixture(relative: &str) -> PathBuf {
     Path::new(FIXTURE).join(relative)
@@ -116,7 +116,7 @@ impl Run {
 }
 
 /// Variables that must not leak from the test environment into `otago`.
-const CLEARED: [&str; 11] = [
+const CLEARED: [&str; 13] = [
     "OTAGO_SERVER_URL",
     "OTAGO_API_KEY",
     "OTAGO_ADMIN_TOKEN",
@@ -128,6 +128,8 @@ const CLEARED: [&str; 11] = [
     "EXPO_NO_DOTENV",
     "EXPO_PUBLIC_API_URL",
     "CI",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// Runs the `otago` binary with only the given OTAGO_* variables.

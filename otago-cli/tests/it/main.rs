@@ -9,3 +9,4 @@ mod export;
 mod failures;
 mod harness;
 mod projects;
+mod tls;

@@ -620,3 +620,148 @@ fn deleting_a_project_needs_yes_and_removes_it() {
     );
     assert_ne!(run.code, 0, "{run:?}");
 }
+
+#[test]
+fn keys_have_roles_and_expiry_and_the_audit_log_names_who_changed_what() {
+    let project = Project::create("roles");
+    let reference = project.reference.as_str();
+    let admin = project.admin_env();
+    // The default key is a deploy key: it may not mint keys nor change settings.
+    let minted = project.run(
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--project",
+            reference,
+            "--name",
+            "x",
+        ],
+        &project.key_env(),
+    );
+    assert_eq!(minted.code, 5, "{minted:?}");
+    assert!(minted.stderr.contains("admin key"), "{}", minted.stderr);
+    let created = project
+        .run(
+            &[
+                "--json",
+                "keys",
+                "create",
+                "--project",
+                reference,
+                "--name",
+                "lead",
+                "--role",
+                "admin",
+                "--expires-in",
+                "90d",
+            ],
+            &admin,
+        )
+        .ok()
+        .json();
+    assert_keys(
+        &created,
+        &[
+            "project",
+            "id",
+            "name",
+            "role",
+            "expires_at",
+            "key",
+            "created_at",
+        ],
+    );
+    assert_eq!(created["role"], "admin");
+    let expires = otago_core::Timestamp::parse(created["expires_at"].as_str().unwrap()).unwrap();
+    let now = otago_core::Timestamp::from_system_time(std::time::SystemTime::now()).unwrap();
+    let days = (expires.unix_millis() - now.unix_millis()) / 86_400_000;
+    assert!((89..=90).contains(&days), "{created}");
+    // The admin key may manage keys and settings of its project.
+    let admin_key = vec![
+        ("OTAGO_SERVER_URL", project.server.url.clone()),
+        ("OTAGO_API_KEY", created["key"].as_str().unwrap().to_owned()),
+    ];
+    let listed = project
+        .run(
+            &["--json", "keys", "list", "--project", reference],
+            &admin_key,
+        )
+        .ok()
+        .json();
+    let roles: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["deploy", "admin"]);
+    assert_keys(&listed["keys"][1], &["role", "expires_at"]);
+    let text = project
+        .run(&["keys", "list", "--project", reference], &admin_key)
+        .ok();
+    assert!(
+        text.stdout.contains("ROLE") && text.stdout.contains("EXPIRES"),
+        "{}",
+        text.stdout
+    );
+    project
+        .run(
+            &[
+                "projects",
+                "update",
+                "--project",
+                reference,
+                "--max-asset-bytes",
+                "1000",
+            ],
+            &admin_key,
+        )
+        .ok();
+    let bad = project.run(
+        &[
+            "keys",
+            "create",
+            "--project",
+            reference,
+            "--expires-at",
+            "tomorrow",
+        ],
+        &admin,
+    );
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--expires-at"), "{}", bad.stderr);
+
+    let audit = project
+        .run(
+            &["--json", "projects", "audit", "--project", reference],
+            &admin,
+        )
+        .ok()
+        .json();
+    assert_keys(&audit, &["project", "entries", "next_before"]);
+    let entries = audit["entries"].as_array().unwrap();
+    let newest = &entries[0];
+    assert_eq!(newest["action"], "project.settings_changed");
+    assert_eq!(newest["actor"], created["id"]);
+    assert_eq!(
+        newest["detail"]["changes"]["max_asset_bytes"]["after"],
+        1000
+    );
+    assert_eq!(entries[1]["action"], "key.created");
+    assert_eq!(entries[1]["actor"], "admin");
+    let text = project
+        .run(&["projects", "audit", "--project", reference], &admin)
+        .ok();
+    assert!(
+        text.stdout.contains("max_asset_bytes: 52428800 → 1000"),
+        "{}",
+        text.stdout
+    );
+    // A deploy key may not read the audit log.
+    let refused = project.run(
+        &["projects", "audit", "--project", reference],
+        &project.key_env(),
+    );
+    assert_eq!(refused.code, 5, "{refused:?}");
+}

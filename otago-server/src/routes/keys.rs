@@ -1,4 +1,5 @@
-//! `/api/v1/projects/{ref}/keys`: create (secret shown once), list, revoke.
+//! `/api/v1/projects/{ref}/keys`: create (secret shown once), list, revoke; creations and
+//! revocations are recorded in the audit log.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,18 +12,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::ids;
 use crate::state::AppState;
-use crate::store::KeyRecord;
+use crate::store::{KeyRecord, KeyRole};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     name: String,
+    /// `deploy` (the default) or `admin`.
+    #[serde(default)]
+    role: Option<String>,
+    /// When the key stops working (`YYYY-MM-DDTHH:mm:ss.sssZ`, in the future); never if absent.
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub(crate) struct CreatedKey {
     id: String,
     name: String,
+    role: &'static str,
+    expires_at: Option<String>,
     secret: String,
     created_at: String,
 }
@@ -31,6 +40,8 @@ pub(crate) struct CreatedKey {
 pub(crate) struct KeyView {
     id: String,
     name: String,
+    role: &'static str,
+    expires_at: Option<String>,
     created_at: String,
     last_used_at: Option<String>,
     revoked_at: Option<String>,
@@ -41,6 +52,8 @@ impl From<KeyRecord> for KeyView {
         Self {
             id: key.id,
             name: key.name,
+            role: key.role.as_str(),
+            expires_at: key.expires_at.map(|t| t.to_string()),
             created_at: key.created_at.to_string(),
             last_used_at: key.last_used_at.map(|t| t.to_string()),
             revoked_at: key.revoked_at.map(|t| t.to_string()),
@@ -68,25 +81,49 @@ pub(crate) async fn create(
             "e.g. {\"name\":\"ci\"}",
         ));
     }
+    let role = match body.role.as_deref() {
+        None => KeyRole::Deploy,
+        Some(text) => KeyRole::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_role",
+                format!(
+                    "`role` must be `deploy` or `admin`, not `{}`",
+                    text.chars().take(40).collect::<String>().escape_debug()
+                ),
+                "e.g. {\"name\":\"ci\",\"role\":\"deploy\"}",
+            )
+        })?,
+    };
+    let now = state.now();
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|text| expiry(text, now))
+        .transpose()?;
     let secret = ids::new_key_secret();
     let key = KeyRecord {
         id: ids::new_key_id(),
         project_ref: project.r#ref,
         name: name.to_owned(),
-        created_at: state.now(),
+        role,
+        expires_at,
+        created_at: now,
         last_used_at: None,
         revoked_at: None,
     };
+    let audit = crate::audit::key_created(&key, principal.actor());
     state
         .meta
-        .create_key(key.clone(), ids::sha256(secret.as_bytes()))
+        .create_key(key.clone(), ids::sha256(secret.as_bytes()), audit)
         .await?;
-    tracing::info!(project = %key.project_ref, key = %key.id, "API key created");
+    tracing::info!(project = %key.project_ref, key = %key.id, role = role.as_str(), by = principal.actor(), "API key created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
             id: key.id,
             name: key.name,
+            role: role.as_str(),
+            expires_at: key.expires_at.map(|t| t.to_string()),
             secret,
             created_at: key.created_at.to_string(),
         }),
@@ -125,13 +162,31 @@ pub(crate) async fn revoke(
     if !ids::is_key_id(&key_id) {
         return Err(not_found());
     }
-    if !state
-        .meta
-        .revoke_key(&project.r#ref, &key_id, state.now())
-        .await?
-    {
+    let audit = crate::audit::key_revoked(&project.r#ref, &key_id, principal.actor(), state.now());
+    let found = state.meta.revoke_key(&key_id, audit).await?;
+    state.keys.remove_key(&key_id);
+    if !found {
         return Err(not_found());
     }
-    tracing::info!(project = %project.r#ref, key = %key_id, "API key revoked");
+    tracing::info!(project = %project.r#ref, key = %key_id, by = principal.actor(), "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key's expiry time: a timestamp after `now`.
+fn expiry(text: &str, now: otago_core::Timestamp) -> ApiResult<otago_core::Timestamp> {
+    let at = otago_core::Timestamp::parse(text).map_err(|err| {
+        ApiError::bad_request(
+            "invalid_expires_at",
+            err.to_string(),
+            "e.g. {\"expires_at\":\"2027-01-01T00:00:00.000Z\"}",
+        )
+    })?;
+    if at <= now {
+        return Err(ApiError::unprocessable(
+            "expires_at_in_the_past",
+            format!("`expires_at` ({at}) is not in the future (now is {now})"),
+            "give a time after now, or leave `expires_at` out for a key that does not expire",
+        ));
+    }
+    Ok(at)
 }

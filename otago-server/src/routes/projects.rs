@@ -1,4 +1,5 @@
-//! `/api/v1/projects`: create, list, get, change settings, delete; adoption counts.
+//! `/api/v1/projects`: create, list, get, change settings (recorded in the audit log),
+//! delete; adoption counts.
 
 use axum::Json;
 use axum::extract::State;
@@ -89,10 +90,8 @@ pub(crate) async fn create_project(
 
 pub(crate) async fn create(
     State(state): State<AppState>,
-    principal: Principal,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
-    principal.require_admin()?;
     let project = create_project(&state, &body.app, &body.environment).await?;
     tracing::info!(project = %project.r#ref, app = %project.app, environment = %project.environment, "project created");
     Ok((
@@ -192,7 +191,7 @@ pub(crate) async fn patch(
     };
     let project = state
         .meta
-        .update_project(&project.r#ref, patch)
+        .update_project(&project.r#ref, patch, principal.actor(), state.now())
         .await?
         .ok_or_else(|| super::project_not_found(&project_ref))?;
     Ok(Json(ProjectView::new(project, &state.config)))
@@ -203,10 +202,10 @@ pub(crate) async fn delete(
     principal: Principal,
     ApiPath(project_ref): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    principal.require_admin()?;
     let project = project_for(&state, &principal, &project_ref).await?;
     let _serialized = state.publish_lock.lock().await;
     state.meta.delete_project(&project.r#ref).await?;
+    state.keys.remove_project(&project.r#ref);
     state.live.remove_project(&project.r#ref);
     tracing::info!(project = %project.r#ref, "project deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -75,6 +75,36 @@ pub struct ProjectPatch {
     pub max_asset_bytes: Option<u64>,
 }
 
+/// What an API key may do in its project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyRole {
+    /// Upload assets, publish, roll back, roll out and revert, read the project.
+    Deploy,
+    /// Everything a deploy key may, plus the project's keys, settings and audit log.
+    Admin,
+}
+
+impl KeyRole {
+    /// The API and database name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Reads the API and database name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "deploy" => Some(Self::Deploy),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
 /// An API key of a project (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -84,12 +114,33 @@ pub struct KeyRecord {
     pub project_ref: String,
     /// A name to recognise it by.
     pub name: String,
+    /// What it may do.
+    pub role: KeyRole,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it was last used (updated at most about once a minute).
     pub last_used_at: Option<Timestamp>,
     /// When it was revoked.
     pub revoked_at: Option<Timestamp>,
+}
+
+/// One entry of a project's audit log: who changed what, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the log (ascending; 0 for an entry not stored yet).
+    pub seq: i64,
+    /// The project.
+    pub project_ref: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it: a key id (`k_...`) or `admin` (the server's admin token).
+    pub actor: String,
+    /// What happened, e.g. `project.settings_changed`, `key.created`, `key.revoked`.
+    pub action: String,
+    /// The details (for settings: each changed setting's `before` and `after`).
+    pub detail: serde_json::Value,
 }
 
 /// A content encoding an asset is stored in besides its plain bytes.
@@ -429,22 +480,31 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn projects(&self) -> StoreResult<Vec<ProjectRecord>>;
     /// One project.
     async fn project(&self, project_ref: &str) -> StoreResult<Option<ProjectRecord>>;
-    /// Changes a project's settings and returns it, `None` if it does not exist.
+    /// Changes a project's settings and returns it, `None` if it does not exist. In the same
+    /// transaction it appends `project.settings_changed` to the audit log, by `actor` at `at`,
+    /// with the before and after of every setting that changed (nothing if none did).
     async fn update_project(
         &self,
         project_ref: &str,
         patch: ProjectPatch,
+        actor: &str,
+        at: Timestamp,
     ) -> StoreResult<Option<ProjectRecord>>;
     /// Deletes a project with its keys, groups and updates (assets stay); false if absent.
     async fn delete_project(&self, project_ref: &str) -> StoreResult<bool>;
 
-    /// Stores a new key with the SHA-256 of its secret.
-    async fn create_key(&self, key: KeyRecord, secret_hash: [u8; 32]) -> StoreResult<()>;
+    /// Stores a new key with the SHA-256 of its secret, and `audit` in the same transaction.
+    async fn create_key(
+        &self,
+        key: KeyRecord,
+        secret_hash: [u8; 32],
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
     /// A project's keys, oldest first.
     async fn keys(&self, project_ref: &str) -> StoreResult<Vec<KeyRecord>>;
-    /// Revokes a key; false if the project has no such key.
-    async fn revoke_key(&self, project_ref: &str, key_id: &str, at: Timestamp)
-    -> StoreResult<bool>;
+    /// Revokes a key at `audit.at`, appending `audit` in the same transaction if it was not
+    /// revoked already; false if the project has no such key.
+    async fn revoke_key(&self, key_id: &str, audit: AuditRecord) -> StoreResult<bool>;
     /// The key whose secret has this SHA-256.
     async fn key_by_secret_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<KeyRecord>>;
     /// Records when keys were last used.
@@ -495,6 +555,13 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Merges device sketches into the stored ones (register-wise maximum) and returns the
     /// merged sketches (so counts from other replicas come back).
     async fn merge_health(&self, records: Vec<HealthRecord>) -> StoreResult<Vec<HealthRecord>>;
+    /// A project's audit log, newest first: at most `limit` entries with `seq` below `before`.
+    async fn audit_log(
+        &self,
+        project_ref: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
 
     /// Adds manifest request counts.
     async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()>;

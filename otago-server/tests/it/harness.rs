@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use otago_core::{
     DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, PublishedUpdate,
     SignatureHeader, SigningKey, Timestamp, UpdateId, UpdateKind, standby_body,
 };
-use otago_server::{AppState, ServerConfig};
+use otago_server::{AppState, Clock, ServerConfig};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -68,20 +68,39 @@ impl Server {
         Self::start_in_configured(dir, |_| {}).await
     }
 
-    async fn start_in_configured(dir: &Path, configure: impl FnOnce(&mut ServerConfig)) -> Self {
-        Self::start_with_clock(
-            dir,
-            configure,
-            std::sync::Arc::new(otago_server::SystemClock),
-        )
-        .await
-    }
-
-    /// Starts on `dir` with a configuration changed by `configure` and the given clock.
-    pub(crate) async fn start_with_clock(
+    pub(crate) async fn start_in_configured(
         dir: &Path,
         configure: impl FnOnce(&mut ServerConfig),
-        clock: std::sync::Arc<dyn otago_server::Clock>,
+    ) -> Self {
+        Self::launch(dir, configure, None).await
+    }
+
+    /// Starts with its own data folder and `clock` (tests that move time).
+    pub(crate) async fn start_with_clock(
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let tempdir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = tempdir.path().to_owned();
+        let mut server = Self::launch(&dir, configure, Some(clock)).await;
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Starts on an existing data folder `dir` with `clock` (tests that move time across a
+    /// restart).
+    pub(crate) async fn start_in_with_clock(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::launch(dir, configure, Some(clock)).await
+    }
+
+    async fn launch(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+        clock: Option<Arc<dyn Clock>>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -92,6 +111,7 @@ impl Server {
         config.brotli_max_quality = 5;
         config.shutdown_grace = std::time::Duration::from_secs(5);
         configure(&mut config);
+        let clock = clock.unwrap_or_else(|| Arc::new(otago_server::SystemClock));
         let opened = AppState::open_with_clock(config, clock).await.unwrap();
         let state = opened.state.clone();
         let (tx, rx) = oneshot::channel::<()>();

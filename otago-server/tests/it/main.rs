@@ -5,6 +5,7 @@
 //! `demo` covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
 //! SIGKILL during an upload and a publish.
 
+mod access;
 mod api;
 mod assets;
 mod crash;

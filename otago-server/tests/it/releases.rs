@@ -536,7 +536,7 @@ async fn a_ramp_advances_on_its_clock_holds_while_unhealthy_and_resumes_after_a_
     let configure = |config: &mut otago_server::ServerConfig| {
         config.release_tick = Duration::from_millis(20);
     };
-    let server = Server::start_with_clock(tempdir.path(), configure, clock.clone()).await;
+    let server = Server::start_in_with_clock(tempdir.path(), configure, clock.clone()).await;
     let project_ref = server.signing_project("ramp").await;
     let (v1, _) = publish(&server, &project_ref, "dist-v1", 100, None, json!({})).await;
     let ramp = json!({"ramp": {"steps": "1,10,50,100", "every_seconds": 3600}});
@@ -576,7 +576,7 @@ async fn a_ramp_advances_on_its_clock_holds_while_unhealthy_and_resumes_after_a_
     );
     // A restart keeps the schedule and the counts.
     server.stop().await;
-    let server = Server::start_with_clock(tempdir.path(), configure, clock.clone()).await;
+    let server = Server::start_in_with_clock(tempdir.path(), configure, clock.clone()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         percentage_of(&server, &project_ref, &id).await.0,

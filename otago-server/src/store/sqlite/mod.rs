@@ -10,17 +10,18 @@ use otago_core::{Platform, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{
-    AdoptionCount, AssetRecord, ChannelKey, Encodings, GroupFilter, GroupRecord, HealthRecord,
-    KeyRecord, MetaStore, ProjectPatch, ProjectRecord, ReleaseRecord, RevertRecord, StoreError,
-    StoreResult,
+    AdoptionCount, AssetRecord, AuditRecord, ChannelKey, Encodings, GroupFilter, GroupRecord,
+    HealthRecord, KeyRecord, KeyRole, MetaStore, ProjectPatch, ProjectRecord, ReleaseRecord,
+    RevertRecord, StoreError, StoreResult,
 };
 use crate::error::Problem;
 
 mod groups;
 
 /// Schema migrations, applied in order; `schema_version` holds how many ran.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("schema_v1.sql"),
+    include_str!("schema_keys_audit.sql"),
     include_str!("schema_releases.sql"),
 ];
 
@@ -129,17 +130,50 @@ fn project_row(row: &Row<'_>) -> rusqlite::Result<ProjectRecord> {
     })
 }
 
-const KEY_COLUMNS: &str = "id, project_ref, name, created_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, project_ref, name, role, expires_at, created_at, last_used_at, revoked_at";
 
 fn key_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let optional_ts = |value: Option<i64>| value.map(ts).transpose();
+    let role: String = row.get(3)?;
     Ok(KeyRecord {
         id: row.get(0)?,
         project_ref: row.get(1)?,
         name: row.get(2)?,
-        created_at: ts(row.get(3)?)?,
-        last_used_at: optional_ts(row.get(4)?)?,
-        revoked_at: optional_ts(row.get(5)?)?,
+        role: KeyRole::parse(&role).ok_or_else(|| {
+            rusqlite::Error::ToSqlConversionFailure(format!("unknown key role `{role}`").into())
+        })?,
+        expires_at: optional_ts(row.get(4)?)?,
+        created_at: ts(row.get(5)?)?,
+        last_used_at: optional_ts(row.get(6)?)?,
+        revoked_at: optional_ts(row.get(7)?)?,
+    })
+}
+
+fn insert_audit(conn: &Connection, entry: &AuditRecord) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO audit_log (project_ref, at, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            entry.project_ref,
+            entry.at.unix_millis(),
+            entry.actor,
+            entry.action,
+            entry.detail.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let detail: String = row.get(5)?;
+    Ok(AuditRecord {
+        seq: row.get(0)?,
+        project_ref: row.get(1)?,
+        at: ts(row.get(2)?)?,
+        actor: row.get(3)?,
+        action: row.get(4)?,
+        detail: serde_json::from_str(&detail)
+            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?,
     })
 }
 
@@ -259,10 +293,19 @@ impl MetaStore for SqliteStore {
         &self,
         project_ref: &str,
         patch: ProjectPatch,
+        actor: &str,
+        at: Timestamp,
     ) -> StoreResult<Option<ProjectRecord>> {
-        let project_ref = project_ref.to_owned();
+        let (project_ref, actor) = (project_ref.to_owned(), actor.to_owned());
         self.call(move |conn| {
             let tx = conn.transaction()?;
+            let select = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ref = ?1");
+            let Some(before) = tx
+                .query_row(&select, [&project_ref], project_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
             if let Some(require_signing) = patch.require_signing {
                 tx.execute(
                     "UPDATE projects SET require_signing = ?2 WHERE ref = ?1",
@@ -281,15 +324,20 @@ impl MetaStore for SqliteStore {
                     params![project_ref, to_i64(max)],
                 )?;
             }
-            let project = tx
-                .query_row(
-                    &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE ref = ?1"),
-                    [&project_ref],
-                    project_row,
-                )
-                .optional()?;
+            let after = tx.query_row(&select, [&project_ref], project_row)?;
+            if let Some(detail) = crate::audit::settings_changes(&before, &after) {
+                let entry = AuditRecord {
+                    seq: 0,
+                    project_ref,
+                    at,
+                    actor,
+                    action: crate::audit::SETTINGS_CHANGED.to_owned(),
+                    detail,
+                };
+                insert_audit(&tx, &entry)?;
+            }
             tx.commit()?;
-            Ok(project)
+            Ok(Some(after))
         })
         .await
     }
@@ -302,12 +350,29 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn create_key(&self, key: KeyRecord, secret_hash: [u8; 32]) -> StoreResult<()> {
+    async fn create_key(
+        &self,
+        key: KeyRecord,
+        secret_hash: [u8; 32],
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
         self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO api_keys (id, project_ref, name, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.id, key.project_ref, key.name, secret_hash.to_vec(), key.created_at.unix_millis()],
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO api_keys (id, project_ref, name, role, expires_at, secret_sha256, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key.id,
+                    key.project_ref,
+                    key.name,
+                    key.role.as_str(),
+                    key.expires_at.map(Timestamp::unix_millis),
+                    secret_hash.to_vec(),
+                    key.created_at.unix_millis()
+                ],
             )?;
+            insert_audit(&tx, &audit)?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -327,26 +392,26 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn revoke_key(
-        &self,
-        project_ref: &str,
-        key_id: &str,
-        at: Timestamp,
-    ) -> StoreResult<bool> {
-        let (project_ref, key_id) = (project_ref.to_owned(), key_id.to_owned());
+    async fn revoke_key(&self, key_id: &str, audit: AuditRecord) -> StoreResult<bool> {
+        let key_id = key_id.to_owned();
         self.call(move |conn| {
-            let exists = conn
+            let tx = conn.transaction()?;
+            let exists = tx
                 .query_row(
                     "SELECT 1 FROM api_keys WHERE project_ref = ?1 AND id = ?2",
-                    params![project_ref, key_id],
+                    params![audit.project_ref, key_id],
                     |_| Ok(()),
                 )
                 .optional()?
                 .is_some();
-            conn.execute(
+            let revoked = tx.execute(
                 "UPDATE api_keys SET revoked_at = ?3 WHERE project_ref = ?1 AND id = ?2 AND revoked_at IS NULL",
-                params![project_ref, key_id, at.unix_millis()],
+                params![audit.project_ref, key_id, audit.at.unix_millis()],
             )?;
+            if revoked > 0 {
+                insert_audit(&tx, &audit)?;
+            }
+            tx.commit()?;
             Ok(exists)
         })
         .await
@@ -533,6 +598,29 @@ impl MetaStore for SqliteStore {
         self.call(groups::channels).await
     }
 
+    async fn audit_log(
+        &self,
+        project_ref: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT seq, project_ref, at, actor, action, detail FROM audit_log \
+                 WHERE project_ref = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = statement
+                .query_map(
+                    params![project_ref, before.unwrap_or(i64::MAX), limit],
+                    audit_row,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()> {
         self.call(move |conn| groups::add_adoption(conn, &counts))
             .await
@@ -562,5 +650,40 @@ impl MetaStore for SqliteStore {
             Ok(problems)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_of_a_version_1_database_become_deploy_keys_that_do_not_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("otago.sqlite3")).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO projects (ref, app, environment, max_asset_bytes, created_at)
+                     VALUES ('p_0123456789', 'app', 'prod', 10, 0);
+                 INSERT INTO api_keys (id, project_ref, name, secret_sha256, created_at)
+                     VALUES ('k_0123456789', 'p_0123456789', 'ci', x'00', 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let keys = store.keys("p_0123456789").await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].role, KeyRole::Deploy);
+        assert_eq!(keys[0].expires_at, None);
+        assert!(
+            store
+                .audit_log("p_0123456789", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
