@@ -8,6 +8,31 @@ use crate::harness::{
     FIXTURE, Project, assert_keys, assert_signed_by_fixture, download, fetch_update, fixture, parts,
 };
 
+/// What a device on `platform` running `current` gets now.
+fn fetch_update_as(
+    update_url: &str,
+    platform: Platform,
+    current: Option<&str>,
+) -> otago_cli::client::ProtocolResponse {
+    crate::harness::block_on(async {
+        otago_cli::client::Client::new("http://unused", None)
+            .expect("client")
+            .fetch_manifest(
+                update_url,
+                &otago_cli::client::ProtocolRequest {
+                    platform,
+                    runtime_version: "1.2.3",
+                    expect_signature_keyid: Some("main"),
+                    client_id: Some("0b5f2a52-0d2c-4a8e-9a51-8a7a3c1e2f10"),
+                    current_update_id: current,
+                    embedded_update_id: Some(crate::harness::EMBEDDED_UPDATE_ID),
+                },
+            )
+            .await
+            .expect("fetch")
+    })
+}
+
 /// The manifest a device on `platform` gets now, checked for its signature.
 fn served_manifest(project: &Project, platform: Platform) -> (Manifest, Vec<u8>) {
     let response = fetch_update(&project.update_url, platform, "1.2.3");
@@ -130,38 +155,120 @@ fn deploy_then_roll_back_and_out_end_to_end() {
     let (served, _) = served_manifest(&project, Platform::Ios);
     assert_eq!(served.id.to_string(), update_id(&v2, "ios"));
 
-    // Rollout of v2 to half the devices, then back to all.
-    let half = project
+    // No rollout is in progress after a full deploy: nothing to raise or revert.
+    for change in [&["--percentage", "50"][..], &["--revert"][..]] {
+        let mut args = vec!["rollout", "--project", &project.reference];
+        args.extend_from_slice(change);
+        let refused = project.run(&args, &project.key_env()).fails_with(3);
+        assert!(
+            refused.stderr.contains(&format!(
+                "project {} has no rollout in progress",
+                project.reference
+            )),
+            "{}",
+            refused.stderr
+        );
+    }
+
+    // v3 (v1's code) to half the devices, with its signed standby revert over v2.
+    let v3 = project
         .run(
             &[
                 "--json",
-                "rollout",
+                "deploy",
                 "--project",
                 &project.reference,
-                "--percentage",
+                "--input-dir",
+                &crate::harness::fixture_str("dist-v1"),
+                "--app-dir",
+                &project.app_dir_str(),
+                "--rollout-percentage",
                 "50",
+                "--message",
+                "v3",
             ],
             &project.key_env(),
         )
         .ok()
         .json();
-    assert_keys(&half, &["project", "action", "group"]);
-    assert_eq!(half["action"], "percentage");
-    assert_eq!(half["group"]["id"], v2["group"]);
-    assert_eq!(half["group"]["rollout_percentage"], 50);
-    project
+    assert_eq!(v3["rollout_percentage"], 50);
+    // While it runs, a deploy is refused before anything is uploaded.
+    let blocked = project.deploy("dist-v2", "blocked").fails_with(3);
+    assert!(
+        blocked.stderr.contains(&format!(
+            "finish it with `otago rollout --project {0} --percentage 100` or revert it with `otago rollout --project {0} --revert`",
+            project.reference
+        )),
+        "{}",
+        blocked.stderr
+    );
+    assert!(!blocked.stderr.contains("Uploading"), "{}", blocked.stderr);
+    // Lowering is refused; the rollout stays at 50 %.
+    let lower = project
+        .run(
+            &[
+                "rollout",
+                "--project",
+                &project.reference,
+                "--percentage",
+                "30",
+            ],
+            &project.key_env(),
+        )
+        .fails_with(6);
+    assert!(
+        lower
+            .stderr
+            .contains("lowering it to 30% would not take the update back"),
+        "{}",
+        lower.stderr
+    );
+    // The revert: a device on v3 gets the standby (v2's code, signed), others no update.
+    let reverted = project
         .run(
             &[
                 "--json",
                 "rollout",
                 "--project",
                 &project.reference,
-                "--percentage",
-                "100",
+                "--revert",
             ],
             &project.key_env(),
         )
-        .ok();
+        .ok()
+        .json();
+    assert_eq!(reverted["action"], "revert");
+    assert_eq!(reverted["group"]["id"], v3["group"]);
+    assert_eq!(reverted["group"]["state"], "reverted");
+    let v3_ios = update_id(&v3, "ios");
+    let on_v3 = fetch_update_as(&project.update_url, Platform::Ios, Some(&v3_ios));
+    let standby = parts(&on_v3)
+        .into_iter()
+        .find(|part| part.name == "manifest")
+        .expect("the standby");
+    assert_signed_by_fixture(&standby);
+    let standby = Manifest::parse(&standby.body).unwrap();
+    assert_eq!(
+        standby.id.to_string(),
+        reverted["group"]["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["platform"] == "ios")
+            .unwrap()["standby_id"]
+    );
+    let (v2_ios, _) = served_manifest(&project, Platform::Ios);
+    assert_eq!(v2_ios.id.to_string(), update_id(&v2, "ios"));
+    assert_eq!(
+        standby.launch_asset.hash, v2_ios.launch_asset.hash,
+        "v2's code"
+    );
+    let on_v2 = fetch_update_as(
+        &project.update_url,
+        Platform::Ios,
+        Some(&update_id(&v2, "ios")),
+    );
+    assert_eq!(on_v2.status, 204, "a device on the control gets no update");
 
     // Roll back to v1's group: republished with new ids and signed anew.
     let v1_group = v1["group"].as_str().unwrap();
@@ -175,7 +282,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
                 "--to",
                 v1_group,
                 "--app-dir",
-                FIXTURE,
+                &project.app_dir_str(),
             ],
             &project.key_env(),
         )
@@ -221,7 +328,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
                 &project.reference,
                 "--to-embedded",
                 "--app-dir",
-                FIXTURE,
+                &project.app_dir_str(),
             ],
             &project.key_env(),
         )
@@ -242,25 +349,13 @@ fn deploy_then_roll_back_and_out_end_to_end() {
         assert!(body["parameters"]["commitTime"].is_string());
     }
 
-    // Revert the rollback: devices get the republished v1 again.
-    let reverted = project
+    // A rollback to the embedded update is a full release, not a rollout: nothing to revert.
+    project
         .run(
-            &[
-                "--json",
-                "rollout",
-                "--project",
-                &project.reference,
-                "--revert",
-            ],
+            &["rollout", "--project", &project.reference, "--revert"],
             &project.key_env(),
         )
-        .ok()
-        .json();
-    assert_eq!(reverted["action"], "revert");
-    assert_eq!(reverted["group"]["id"], embedded["group"]);
-    assert_eq!(reverted["group"]["reverted"], true);
-    let (served, _) = served_manifest(&project, Platform::Android);
-    assert_eq!(served.id.to_string(), update_id(&back, "android"));
+        .fails_with(3);
 
     // The history, newest first.
     let list = project
@@ -272,7 +367,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
         .json();
     assert_keys(&list, &["project", "groups"]);
     let groups = list["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 4);
+    assert_eq!(groups.len(), 5);
     for group in groups {
         assert_keys(
             group,
@@ -282,16 +377,25 @@ fn deploy_then_roll_back_and_out_end_to_end() {
                 "message",
                 "created_at",
                 "rollout_percentage",
+                "state",
                 "reverted",
                 "kind",
+                "health",
                 "updates",
             ],
         );
     }
     assert_eq!(groups[0]["id"], embedded["group"]);
     assert_eq!(groups[0]["kind"], "rollback_to_embedded");
-    assert_eq!(groups[3]["id"], v1["group"]);
-    assert_eq!(groups[3]["message"], "v1");
+    assert_eq!(groups[2]["id"], v3["group"]);
+    assert_eq!(groups[2]["state"], "reverted");
+    assert_eq!(groups[2]["health_gate"]["max_failure_rate"], 5.0);
+    assert_eq!(
+        groups[2]["updates"][0]["standby_health"]["served"], 1,
+        "the device on v3 was served the standby"
+    );
+    assert_eq!(groups[4]["id"], v1["group"]);
+    assert_eq!(groups[4]["message"], "v1");
 
     // Human output names the group, the ids and the transfer.
     let text = project
@@ -303,7 +407,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
                 "--input-dir",
                 &crate::harness::fixture_str("dist-v2"),
                 "--app-dir",
-                FIXTURE,
+                &project.app_dir_str(),
             ],
             &project.key_env(),
         )
@@ -337,7 +441,7 @@ fn deploy_single_platform_with_runtime_version_override() {
                 "--input-dir",
                 &crate::harness::fixture_str("dist-v1"),
                 "--app-dir",
-                FIXTURE,
+                &project.app_dir_str(),
                 "--runtime-version",
                 "9.9.9",
                 "--rollout-percentage",
@@ -356,6 +460,35 @@ fn deploy_single_platform_with_runtime_version_override() {
         report["assets"]["uploaded"], 4,
         "one bundle and three assets"
     );
+}
+
+#[test]
+fn a_deploy_for_an_app_pointed_elsewhere_is_refused_naming_both_urls() {
+    let project = Project::create("elsewhere");
+    // The fixture app as it is: its updates.url is another server's.
+    let refused = project
+        .run(
+            &[
+                "deploy",
+                "--project",
+                &project.reference,
+                "--input-dir",
+                &crate::harness::fixture_str("dist-v1"),
+                "--app-dir",
+                FIXTURE,
+            ],
+            &project.key_env(),
+        )
+        .fails_with(3);
+    assert!(
+        refused.stderr.contains(&format!(
+            "app config: updates.url is `http://localhost:3000/api/manifest`, but project {}'s update URL is `{}`: apps built with this config would never get this update; set updates.url to `{}` and rebuild the app",
+            project.reference, project.update_url, project.update_url
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(project.group_count(), 0, "nothing published");
 }
 
 #[test]

@@ -79,6 +79,7 @@ fn deploy_runs_expo_export_and_config_with_the_loaded_env() {
     let app_dir = dir.path().join("app");
     std::fs::create_dir_all(&app_dir).unwrap();
     app(&app_dir, |expo| {
+        expo["updates"]["url"] = serde_json::json!(project.update_url);
         expo["runtimeVersion"] = serde_json::json!({"policy": "fingerprint"})
     });
     let log = dir.path().join("npx.log");
@@ -150,7 +151,9 @@ fn turning_env_loading_off_keeps_the_env_files_out() {
     let dir = tempfile::tempdir().unwrap();
     let app_dir = dir.path().join("app");
     std::fs::create_dir_all(&app_dir).unwrap();
-    app(&app_dir, |_| {});
+    app(&app_dir, |expo| {
+        expo["updates"]["url"] = serde_json::json!(project.update_url);
+    });
     let log = dir.path().join("npx.log");
     let mut env = project.key_env();
     env.push(("PATH", fake_npx(dir.path())));

@@ -104,6 +104,17 @@ impl Run {
         self
     }
 
+    /// Checks that otago exited with `code`.
+    #[track_caller]
+    pub(crate) fn fails_with(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "otago exited with {} instead of {code}:\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
     #[track_caller]
     pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
