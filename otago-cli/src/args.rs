@@ -86,6 +86,19 @@ pub enum Command {
     /// Code signing keys and certificates.
     #[command(subcommand)]
     Codesigning(CodesigningCommand),
+    /// The runtime versions the project's devices ask for, with their number of devices.
+    Fleet(FleetArgs),
+}
+
+/// `otago fleet`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct FleetArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Days back from today (UTC), today included.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
 }
 
 /// `otago projects ...`

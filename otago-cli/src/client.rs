@@ -23,6 +23,64 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// At most this many hashes per `assets/missing` request (the server's limit).
 pub const MISSING_BATCH: usize = 10_000;
 
+/// One runtime version devices asked for, over the days of a [`RuntimeVersions`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeVersionUsage {
+    /// Platform.
+    pub platform: Platform,
+    /// The runtime version the devices sent.
+    pub runtime_version: String,
+    /// Distinct devices (by `EAS-Client-ID`, estimated within about 2%).
+    pub devices: u64,
+    /// Manifest requests.
+    pub requests: u64,
+    /// `devices` over the platform's distinct devices in the period (0 to 1).
+    pub share: f64,
+    /// The latest request (`YYYY-MM-DDTHH:mm:ss.sssZ`).
+    pub last_seen: String,
+}
+
+/// The runtime versions past the server's daily limit of distinct ones, of one platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherRuntimeVersions {
+    /// Platform.
+    pub platform: Platform,
+    /// Distinct devices.
+    pub devices: u64,
+    /// Manifest requests.
+    pub requests: u64,
+    /// `devices` over the platform's distinct devices in the period.
+    pub share: f64,
+    /// The latest request.
+    pub last_seen: String,
+}
+
+/// What `GET /api/v1/projects/{ref}/runtime-versions` answers: every runtime version devices
+/// asked for in the last `days` days (published or not), most devices first per platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeVersions {
+    /// Days covered, today (UTC) included.
+    pub days: u32,
+    /// Start of the first day covered.
+    pub since: String,
+    /// By platform, then devices (most first).
+    pub runtime_versions: Vec<RuntimeVersionUsage>,
+    /// The remainder, per platform.
+    pub other: Vec<OtherRuntimeVersions>,
+}
+
+impl RuntimeVersions {
+    /// The devices of a platform that asked with `runtime_version`; 0 when none did.
+    #[must_use]
+    pub fn devices_on(&self, platform: Platform, runtime_version: &str) -> u64 {
+        self.runtime_versions
+            .iter()
+            .filter(|usage| usage.platform == platform && usage.runtime_version == runtime_version)
+            .map(|usage| usage.devices)
+            .sum()
+    }
+}
+
 /// A project, as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -777,6 +835,21 @@ impl Client {
             .json(Method::GET, &path, None::<&()>, Retry::Idempotent)
             .await?;
         Ok(list.groups)
+    }
+
+    /// `GET /api/v1/projects/{ref}/runtime-versions?days=`: the runtime versions devices
+    /// asked for over the last `days` days, with their distinct devices.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 400 for `days` past the server's retention period.
+    pub async fn runtime_versions(&self, reference: &str, days: u32) -> Result<RuntimeVersions> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/projects/{reference}/runtime-versions?days={days}"),
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/projects/{ref}/groups/{group}`, with manifests and signatures.

@@ -588,8 +588,37 @@ async fn export(
     Ok(())
 }
 
+/// Refuses a file of the export that is a symbolic link or lies under one: only files inside
+/// the export are uploaded (a link could point anywhere, e.g. at `/etc/hostname`, and its
+/// target would become a public asset). The export folder itself may be a link.
+fn refuse_symlinks(export_dir: &Path, path: &str) -> Result<()> {
+    let mut at = export_dir.to_path_buf();
+    for component in Path::new(path).components() {
+        at.push(component);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at)
+                    .map(|target| format!(" (to {})", target.display()))
+                    .unwrap_or_default();
+                return Err(CliError::AppConfig {
+                    reason: format!(
+                        "{} is a symbolic link{target}; otago uploads only files inside the export, so replace it with the file itself (or re-run `npx expo export`)",
+                        at.display()
+                    ),
+                });
+            }
+            Ok(_) => {}
+            // Missing files are reported by the description, naming them.
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// Reads metadata.json and hashes every file of each platform, checking them against it.
+/// No file may be a symbolic link ([`refuse_symlinks`]).
 fn describe_export(export_dir: &Path, platforms: &[Platform]) -> Result<Vec<DescribedPlatform>> {
+    refuse_symlinks(export_dir, "metadata.json")?;
     let metadata_path = export_dir.join("metadata.json");
     let bytes = std::fs::read(&metadata_path).map_err(|err| {
         if err.kind() == std::io::ErrorKind::NotFound {
@@ -621,6 +650,9 @@ fn describe_export(export_dir: &Path, platforms: &[Platform]) -> Result<Vec<Desc
             let export = metadata
                 .platform(platform)
                 .map_err(CliError::core(context.clone()))?;
+            for path in export.files() {
+                refuse_symlinks(export_dir, path.as_str())?;
+            }
             DescribedPlatform::describe(platform, export, |path| {
                 std::fs::read(export_dir.join(path.as_str())).ok()
             })

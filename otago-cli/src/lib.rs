@@ -10,7 +10,7 @@
 //! - [`args`]: the command line as clap parses it;
 //! - [`settings`]: checked settings ([`Settings::resolve`]), env var names in [`EnvVars`];
 //! - [`client`]: the typed client of the server's management API;
-//! - [`deploy`], [`doctor`], [`rollback`], [`projects`], [`codesigning`]: one pipeline per
+//! - [`deploy`], [`doctor`], [`rollback`], [`projects`], [`codesigning`], [`fleet`]: one pipeline per
 //!   command, each returning a serialisable report (usable from other frontends with
 //!   [`Printer::silent`]);
 //! - [`output`]: the only place that prints, as text or `--json`;
@@ -26,6 +26,7 @@ pub mod codesigning;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod fleet;
 pub mod output;
 pub mod projects;
 pub mod rollback;
@@ -134,6 +135,9 @@ pub async fn run_async(settings: Settings, printer: &Printer) -> Result<()> {
         }
         CommandSettings::Rollback(rollback_settings) => {
             printer.result(&rollback::rollback(&rollback_settings, server, printer).await?)
+        }
+        CommandSettings::Fleet { project, days } => {
+            printer.result(&fleet::fleet(server, &project, days).await?)
         }
         CommandSettings::Rollout(rollout_settings) => {
             printer.result(&rollback::rollout(&rollout_settings, server, printer).await?)

@@ -497,6 +497,13 @@ pub enum CommandSettings {
     },
     /// `rollback`.
     Rollback(RollbackSettings),
+    /// `fleet`.
+    Fleet {
+        /// Project ref.
+        project: String,
+        /// Days back from today.
+        days: u32,
+    },
     /// `rollout`.
     Rollout(RolloutSettings),
     /// `codesigning generate`.
@@ -619,6 +626,10 @@ impl Settings {
                 CommandSettings::Rollback(rollback_settings(rollback, env)?)
             }
             Command::Rollout(rollout) => CommandSettings::Rollout(rollout_settings(rollout)?),
+            Command::Fleet(fleet) => CommandSettings::Fleet {
+                project: project_ref(&fleet.project.project)?,
+                days: fleet.days,
+            },
             Command::Codesigning(CodesigningCommand::Generate(generate)) => {
                 CommandSettings::CodesigningGenerate(codesigning_settings(generate)?)
             }

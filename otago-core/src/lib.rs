@@ -107,9 +107,9 @@ pub use release::{
     standby_update,
 };
 pub use request::{
-    ExpectSignature, MAX_HEADER_VALUE_BYTES, MAX_ID_LEN, ManifestRequest, ProtocolVersion,
-    ResponseFormat, extra_params_header_value, parse_extra_params, parse_recent_failed_update_ids,
-    recent_failed_update_ids_header_value,
+    ExpectSignature, MAX_HEADER_VALUE_BYTES, MAX_ID_LEN, MAX_RUNTIME_VERSION_LEN, ManifestRequest,
+    ProtocolVersion, ResponseFormat, extra_params_header_value, parse_extra_params,
+    parse_recent_failed_update_ids, recent_failed_update_ids_header_value,
 };
 pub use response::{
     Answer, AssetRequestHeaders, PreparedUpdates, RenderedResponse, common_headers,

@@ -26,6 +26,10 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 /// The longest update id or `EAS-Client-ID` accepted (a UUID has 36 characters).
 pub const MAX_ID_LEN: usize = 128;
 
+/// The longest runtime version, in bytes: what a publish accepts, so a longer
+/// `expo-runtime-version` can never match an update and is refused at the header (400).
+pub const MAX_RUNTIME_VERSION_LEN: usize = 255;
+
 /// The version of the Expo Updates protocol a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProtocolVersion {
@@ -317,7 +321,7 @@ impl<'v> ManifestRequest<'v> {
     /// - [`Error::BadHeader`] with status 431 for a value over [`MAX_HEADER_VALUE_BYTES`];
     /// - [`Error::BadHeader`] with status 406 when `accept` allows no format the server sends;
     /// - [`Error::BadHeader`] with status 400 for a missing or invalid `expo-platform` or
-    ///   `expo-runtime-version`, an `expo-protocol-version` other than `0`/`1` or repeated,
+    ///   `expo-runtime-version` (longer than [`MAX_RUNTIME_VERSION_LEN`] included), an `expo-protocol-version` other than `0`/`1` or repeated,
     ///   a malformed structured header, non-UTF-8 or control characters.
     pub fn parse<'n>(
         method: &str,
@@ -374,6 +378,15 @@ impl<'v> ManifestRequest<'v> {
             Some(value) => value.parse::<Platform>()?,
         };
         let runtime_version = match c.take(Field::RuntimeVersion) {
+            Some(value) if value.len() > MAX_RUNTIME_VERSION_LEN => {
+                return Err(bad(
+                    "expo-runtime-version",
+                    format!(
+                        "the runtime version has {} bytes; no update can target more than {MAX_RUNTIME_VERSION_LEN}, send the app's runtime version",
+                        value.len()
+                    ),
+                ));
+            }
             Some(value) if !value.is_empty() => value,
             _ => {
                 return Err(bad(

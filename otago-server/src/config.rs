@@ -25,6 +25,16 @@ impl EnvVars {
     pub const OTAGO_LOG: &'static str = "OTAGO_LOG";
     /// Memory for serving hot assets, in MiB (`--asset-memory-mb`).
     pub const OTAGO_ASSET_MEMORY_MB: &'static str = "OTAGO_ASSET_MEMORY_MB";
+    /// Days adoption counts and runtime version days are kept (`--adoption-retention-days`).
+    pub const OTAGO_ADOPTION_RETENTION_DAYS: &'static str = "OTAGO_ADOPTION_RETENTION_DAYS";
+    /// Most connections served at once (`--max-connections`).
+    pub const OTAGO_MAX_CONNECTIONS: &'static str = "OTAGO_MAX_CONNECTIONS";
+    /// Seconds a client may take to send a request head (`--header-read-timeout-secs`).
+    pub const OTAGO_HEADER_READ_TIMEOUT_SECS: &'static str = "OTAGO_HEADER_READ_TIMEOUT_SECS";
+    /// Seconds a request body may pause between chunks (`--body-timeout-secs`).
+    pub const OTAGO_BODY_TIMEOUT_SECS: &'static str = "OTAGO_BODY_TIMEOUT_SECS";
+    /// Seconds a response may wait for the client to read (`--write-timeout-secs`).
+    pub const OTAGO_WRITE_TIMEOUT_SECS: &'static str = "OTAGO_WRITE_TIMEOUT_SECS";
 }
 
 /// Default listen address.
@@ -37,6 +47,14 @@ pub const DEFAULT_MAX_ASSET_BYTES: u64 = 50 * 1024 * 1024;
 pub const MAX_ASSET_BYTES_CEILING: u64 = 2 * 1024 * 1024 * 1024;
 /// Default memory for hot assets: 32 MiB.
 pub const DEFAULT_ASSET_MEMORY_MB: u64 = 32;
+/// Default retention of adoption counts and runtime version days.
+pub const DEFAULT_ADOPTION_RETENTION_DAYS: u32 = 90;
+/// Default time to send a request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Default pause allowed between chunks of a request body.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+/// Default pause allowed while the client does not read a response.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 60;
 /// The example app the demo publishes, beside this crate in the repository.
 pub const DEFAULT_DEMO_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
@@ -107,6 +125,24 @@ pub struct ServeArgs {
     /// streamed from disk. 0 turns this off.
     #[arg(long, env = EnvVars::OTAGO_ASSET_MEMORY_MB, default_value_t = DEFAULT_ASSET_MEMORY_MB, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub asset_memory_mb: u64,
+    /// Days adoption counts and the runtime versions devices ask for are kept; older ones are
+    /// deleted at the next flush.
+    #[arg(long, env = EnvVars::OTAGO_ADOPTION_RETENTION_DAYS, default_value_t = DEFAULT_ADOPTION_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub adoption_retention_days: u32,
+    /// Most connections served at once (default: half the open-file limit, at most 16384).
+    /// Past it the longest-idle connection is closed to make room; when every connection has
+    /// a request in flight, new ones get 503 with `retry-after`.
+    #[arg(long, env = EnvVars::OTAGO_MAX_CONNECTIONS, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_connections: Option<u64>,
+    /// Seconds a client may take to send a request head (slower ones are disconnected).
+    #[arg(long, env = EnvVars::OTAGO_HEADER_READ_TIMEOUT_SECS, default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body (an upload) may pause between chunks.
+    #[arg(long, env = EnvVars::OTAGO_BODY_TIMEOUT_SECS, default_value_t = DEFAULT_BODY_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_secs: u64,
+    /// Seconds a response (e.g. an asset) may wait for the client to read more.
+    #[arg(long, env = EnvVars::OTAGO_WRITE_TIMEOUT_SECS, default_value_t = DEFAULT_WRITE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout_secs: u64,
 }
 
 /// A configuration that cannot be used.
@@ -129,7 +165,9 @@ pub struct ServerConfig {
     pub default_max_asset_bytes: u64,
     /// How often adoption counts and key uses are written to the store.
     pub flush_interval: Duration,
-    /// At most this many distinct adoption counters are held between flushes.
+    /// At most this many distinct adoption counters (and as many runtime version days) are
+    /// held between flushes: by default under 10 MiB of counters and 52 MiB of days (at most
+    /// 66 days a project, so far less in practice; [`crate::adoption`] bounds every entry).
     pub adoption_capacity: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub shutdown_grace: Duration,
@@ -144,6 +182,16 @@ pub struct ServerConfig {
     pub auth_failure_burst: u32,
     /// How fast that budget refills: one failure per this long.
     pub auth_failure_interval: Duration,
+    /// Days adoption counts and runtime version days are kept.
+    pub adoption_retention_days: u32,
+    /// Most connections served at once; `None`: half the open-file limit, at most 16384.
+    pub max_connections: Option<usize>,
+    /// Time a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// Pause allowed between chunks of a request body.
+    pub body_timeout: Duration,
+    /// Pause allowed while a client does not read its response.
+    pub write_timeout: Duration,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -161,6 +209,11 @@ impl fmt::Debug for ServerConfig {
             .field("release_tick", &self.release_tick)
             .field("auth_failure_burst", &self.auth_failure_burst)
             .field("auth_failure_interval", &self.auth_failure_interval)
+            .field("adoption_retention_days", &self.adoption_retention_days)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("write_timeout", &self.write_timeout)
             .finish()
     }
 }
@@ -177,13 +230,18 @@ impl ServerConfig {
             admin_token: None,
             default_max_asset_bytes: DEFAULT_MAX_ASSET_BYTES,
             flush_interval: Duration::from_secs(10),
-            adoption_capacity: 100_000,
+            adoption_capacity: 20_000,
             shutdown_grace: Duration::from_secs(30),
             brotli_max_quality: 11,
             asset_memory_bytes: DEFAULT_ASSET_MEMORY_MB * 1024 * 1024,
             release_tick: Duration::from_millis(250),
             auth_failure_burst: 20,
             auth_failure_interval: Duration::from_secs(3),
+            adoption_retention_days: DEFAULT_ADOPTION_RETENTION_DAYS,
+            max_connections: None,
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            write_timeout: Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
         })
     }
 

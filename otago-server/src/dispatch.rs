@@ -5,6 +5,9 @@
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,8 +16,9 @@ use axum::response::{IntoResponse as _, Response};
 use futures_util::future::Either;
 use hyper::body::Incoming;
 use tower::ServiceExt as _;
-use tower::util::Oneshot;
+use tower_http::timeout::TimeoutBody;
 
+use crate::connections::{Slot, TrackedBody};
 use crate::metrics::RouteIndex;
 use crate::routes::manifest;
 use crate::state::AppState;
@@ -31,24 +35,35 @@ pub(crate) struct Dispatch {
     /// The connection's peer, handed to the router as `ConnectInfo` (authentication throttles
     /// by it).
     peer: Option<SocketAddr>,
+    body_timeout: Duration,
+    /// The connection served, for the connection cap's bookkeeping.
+    connection: Option<Arc<Slot>>,
 }
+
+/// What the router answers: boxed, off the fast path.
+type RouterFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 impl Dispatch {
     /// A dispatcher in front of `router` (which must serve the same `state`).
     pub(crate) fn new(state: AppState, router: Router) -> Self {
         let manifest_route = state.metrics.route(Some("/manifest/{ref}"));
+        let body_timeout = state.config.body_timeout;
         Self {
             state,
             router,
             manifest_route,
             peer: None,
+            body_timeout,
+            connection: None,
         }
     }
 
-    /// The dispatcher of one connection from `peer`.
-    pub(crate) fn for_peer(&self, peer: SocketAddr) -> Self {
+    /// The dispatcher of one connection from `peer`, which notes its requests in `slot` (for
+    /// the connection cap).
+    pub(crate) fn for_connection(&self, peer: SocketAddr, slot: Arc<Slot>) -> Self {
         Self {
             peer: Some(peer),
+            connection: Some(slot),
             ..self.clone()
         }
     }
@@ -80,17 +95,31 @@ fn manifest_ref(path: &str) -> Option<&str> {
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, Oneshot<Router, Request>>;
+    type Future = Either<Ready<Result<Response, Infallible>>, RouterFuture>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         if let Some(project_ref) = manifest_ref(request.uri().path()) {
+            if let Some(slot) = &self.connection {
+                slot.touch();
+            }
             return Either::Left(ready(Ok(self.manifest(project_ref, &request))));
         }
-        let mut request = request.map(Body::new);
+        // Uploads may pause between chunks at most `body_timeout`; the request counts as in
+        // flight (not to be closed for room) until its response is written.
+        let timeout = self.body_timeout;
+        let mut request = request.map(|body| Body::new(TimeoutBody::new(timeout, body)));
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
-        Either::Right(self.router.clone().oneshot(request))
+        let busy = self.connection.as_ref().map(Slot::busy);
+        let answer = self.router.clone().oneshot(request);
+        Either::Right(Box::pin(async move {
+            let response = answer.await?;
+            Ok(match busy {
+                Some(busy) => response.map(|body| Body::new(TrackedBody::new(body, busy))),
+                None => response,
+            })
+        }))
     }
 }
 

@@ -44,6 +44,7 @@ mod auth;
 mod check;
 mod compressor;
 pub mod config;
+mod connections;
 mod demo;
 mod dispatch;
 mod error;
@@ -66,6 +67,7 @@ pub use check::{CheckReport, check_data_dir};
 pub use config::ServerConfig;
 pub use demo::{DemoOutcome, run_demo};
 pub use error::{ApiError, ApiResult, Problem};
+pub use limits::raise_open_file_limit;
 pub use routes::{all_routes, route_access};
 pub use state::{AppState, Clock, Opened, StartError, SystemClock};
 
@@ -117,8 +119,10 @@ pub fn router(state: AppState) -> Router {
 /// Serves [`router`] on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (up to `config.shutdown_grace`) and writes pending adoption counts.
 ///
-/// Connections speak HTTP/1.1; requests with more than 100 headers or 32 KiB of them get 431,
-/// and a client has 30 s to send its request head.
+/// Connections speak HTTP/1.1 (one request at a time each); requests with more than 100
+/// headers or 32 KiB of them get 431. At most `config.max_connections` are served at once
+/// (past it the longest-idle one is closed; when none is idle new ones get 503), and
+/// `config.header_read_timeout`, `body_timeout` and `write_timeout` bound slow clients.
 ///
 /// # Errors
 /// Never for per-connection problems (they are logged); only if writing the final counts fails.

@@ -1,4 +1,4 @@
-//! Limits on what a request may carry before any handler sees it.
+//! Limits on what a request may carry before any handler sees it, and on open files.
 
 use axum::extract::Request;
 use axum::http::HeaderMap;
@@ -35,4 +35,21 @@ pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one where the system allows; returns the soft
+/// limit now in force (what [`crate::serve`] sizes its connection cap from).
+///
+/// # Errors
+/// When the limit cannot be read or set.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+/// The soft open-file limit, if the system tells it.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    rlimit::Resource::NOFILE
+        .get()
+        .ok()
+        .map(|(soft, _hard)| soft)
 }

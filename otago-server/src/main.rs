@@ -1,6 +1,7 @@
 //! `otago-server`: parse the configuration, open the store, serve until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser as _;
 use otago_server::config::{Cli, Command, ServeArgs, default_public_url};
@@ -25,6 +26,10 @@ async fn main() -> ExitCode {
 
 async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     init_logging(&args.log);
+    match otago_server::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
@@ -36,6 +41,13 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut config =
         ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
     config.asset_memory_bytes = args.asset_memory_mb * 1024 * 1024;
+    config.adoption_retention_days = args.adoption_retention_days;
+    config.max_connections = args
+        .max_connections
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
+    config.body_timeout = Duration::from_secs(args.body_timeout_secs);
+    config.write_timeout = Duration::from_secs(args.write_timeout_secs);
     let opened = AppState::open(config).await?;
     if let Some(token) = &opened.generated_admin_token {
         println!(

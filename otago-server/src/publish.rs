@@ -36,6 +36,10 @@ const MAX_RUNTIME_VERSION_LEN: usize = 255;
 const MAX_MESSAGE_LEN: usize = 4096;
 /// How far into the future a `createdAt` may be (clock skew between deployer and server).
 pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// Longest `expo-signature` value accepted (an RSA-4096 signature in base64 is 684 bytes).
+const MAX_SIGNATURE_LEN: usize = 4096;
+/// Most bytes of assets one group may reference, every platform together.
+const MAX_GROUP_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// The body of a publish.
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +212,18 @@ fn check_entry(
     let name = platform.as_str();
     let signature = match entry.signature.as_deref() {
         None => None,
+        Some(text) if text.len() > MAX_SIGNATURE_LEN => {
+            return Err(refused(
+                index,
+                name,
+                "signature_too_large",
+                format!(
+                    "the signature has {} bytes; at most {MAX_SIGNATURE_LEN} are accepted",
+                    text.len()
+                ),
+                "send the expo-signature value of one RSA signature",
+            ));
+        }
         Some(text) => Some(StoredSignature::parse(text).map_err(|err| {
             refused(
                 index,
@@ -761,13 +777,18 @@ async fn check_assets(state: &AppState, checked: &[Checked]) -> ApiResult<()> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let stored: BTreeMap<String, String> = state
-        .meta
-        .assets(&wanted)
-        .await?
-        .into_iter()
-        .map(|a| (a.hash, a.key))
-        .collect();
+    let found = state.meta.assets(&wanted).await?;
+    let total: u64 = found.iter().map(|a| a.size).sum();
+    if total > MAX_GROUP_BYTES {
+        return Err(ApiError::unprocessable(
+            "group_too_large",
+            format!(
+                "the group's assets add up to {total} bytes; a group may reference at most {MAX_GROUP_BYTES}"
+            ),
+            "ship fewer or smaller assets in one update",
+        ));
+    }
+    let stored: BTreeMap<String, String> = found.into_iter().map(|a| (a.hash, a.key)).collect();
     for (index, entry) in checked.iter().enumerate() {
         let Some(manifest) = &entry.manifest else {
             continue;

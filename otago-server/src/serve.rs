@@ -1,4 +1,5 @@
-//! The accept loop: HTTP/1.1 connections with header limits, graceful shutdown, the flusher.
+//! The accept loop: HTTP/1.1 connections with header limits and timeouts, the connection cap
+//! ([`crate::connections`]), graceful shutdown, the flusher.
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,14 +9,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::connections::{Connections, TimedWrites, default_cap, refuse};
 use crate::state::AppState;
 use crate::store::StoreError;
 
 /// Read buffer of a connection: bounds how much of a request head is buffered (the exact
 /// limit on header sizes is [`crate::limits::MAX_HEADER_BYTES`], checked once parsed).
 const MAX_BUF_BYTES: usize = 64 * 1024;
-/// How long a client may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -26,10 +26,22 @@ pub(crate) async fn serve(
     let flusher = state.spawn_flusher();
     let ticker = state.spawn_release_ticker();
     let graceful = GracefulShutdown::new();
+    let connections = Connections::new(
+        state
+            .config
+            .max_connections
+            .unwrap_or_else(|| default_cap(crate::limits::open_file_limit())),
+    );
+    tracing::debug!(
+        max_connections = connections.cap(),
+        counter_bytes = state.recorder.max_bytes(),
+        "connection cap and most memory of the pending counters"
+    );
+    let write_timeout = state.config.write_timeout;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(state.config.header_read_timeout)
         // Request headers stay at hyper's default limit of 100 (more get 431): setting the
         // same limit explicitly makes hyper size its header array at run time, per request.
         .max_buf_size(MAX_BUF_BYTES);
@@ -47,10 +59,25 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), app.for_peer(peer)));
+                let Some(admitted) = connections.admit() else {
+                    tracing::debug!("every connection is busy; answering 503");
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
+                let slot = std::sync::Arc::clone(admitted.slot());
+                let io = TokioIo::new(TimedWrites::new(stream, write_timeout));
+                let connection = graceful.watch(builder.serve_connection(io, app.for_connection(peer, std::sync::Arc::clone(&slot))));
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(error = %err, "connection ended with an error");
+                    let _admitted = admitted;
+                    tokio::select! {
+                        result = connection => {
+                            if let Err(err) = result {
+                                tracing::debug!(error = %err, "connection ended with an error");
+                            }
+                        }
+                        () = slot.evicted() => {
+                            tracing::debug!("closed the longest-idle connection to make room for a new one");
+                        }
                     }
                 });
             }

@@ -43,13 +43,20 @@ impl Clock for SystemClock {
 #[error("{0}")]
 pub struct StartError(pub String);
 
-/// Cached asset index entries, so serving an asset needs no database read; bounded.
+/// Cached asset index entries, so serving an asset needs no database read; bounded. Hashes
+/// found missing are remembered too (at most [`MISSING_CAPACITY`], about 1 MiB), so repeated
+/// requests for an unknown asset do not query the database either.
 #[derive(Debug, Default)]
 pub(crate) struct AssetCache {
     entries: RwLock<HashMap<String, Arc<AssetRecord>>>,
+    /// Hashes the store did not have, and how many assets were inserted so far (a lookup that
+    /// raced an insert does not remember its miss).
+    missing: RwLock<(u64, hashbrown::HashSet<String>)>,
 }
 
 const ASSET_CACHE_CAPACITY: usize = 50_000;
+/// Unknown hashes remembered: each under 100 bytes (43 characters and the set's overhead).
+const MISSING_CAPACITY: usize = 10_000;
 
 impl AssetCache {
     fn get(&self, hash: &str) -> Option<Arc<AssetRecord>> {
@@ -73,7 +80,47 @@ impl AssetCache {
         }
     }
 
+    /// Whether `hash` was found missing before.
+    fn known_missing(&self, hash: &str) -> bool {
+        self.missing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .contains(hash)
+    }
+
+    /// How many inserts so far, to pass to [`Self::note_missing`].
+    fn inserts(&self) -> u64 {
+        self.missing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+    }
+
+    /// Remembers that `hash` is missing, unless an asset was inserted since `inserts`.
+    fn note_missing(&self, hash: &str, inserts: u64) {
+        let mut missing = self
+            .missing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if missing.0 != inserts {
+            return;
+        }
+        if missing.1.len() >= MISSING_CAPACITY {
+            missing.1.clear();
+        }
+        missing.1.insert(hash.to_owned());
+    }
+
     pub(crate) fn insert(&self, asset: AssetRecord) -> Arc<AssetRecord> {
+        {
+            let mut missing = self
+                .missing
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            missing.0 += 1;
+            missing.1.remove(&asset.hash);
+        }
         let asset = Arc::new(asset);
         let mut entries = self
             .entries
@@ -292,14 +339,24 @@ impl AppState {
         })
     }
 
-    /// Writes pending adoption counts, key uses and device counts to the store now.
+    /// Writes pending adoption counts, key uses and device counts to the store now, and
+    /// deletes counts older than the retention period (`config.adoption_retention_days`).
     ///
     /// # Errors
     /// When the store fails; the counts are kept for the next try.
     pub async fn flush(&self) -> StoreResult<()> {
         let adoption = self.recorder.flush(self.meta.as_ref()).await;
         let health = self.health.flush(self.meta.as_ref()).await;
-        adoption.and(health)
+        adoption.and(health)?;
+        let retention_ms = i64::from(self.config.adoption_retention_days) * crate::adoption::DAY_MS;
+        let pruned = self
+            .meta
+            .prune_counts(self.now().unix_millis() - retention_ms)
+            .await?;
+        if pruned > 0 {
+            tracing::debug!(rows = pruned, "pruned counts past the retention period");
+        }
+        Ok(())
     }
 
     /// Starts the release ticker (health gates and ramps), every `config.release_tick`;
@@ -330,6 +387,20 @@ impl AppState {
                 }
             }
         })
+    }
+
+    /// The index entry of an asset a device asks for: like [`Self::asset`], but hashes found
+    /// missing are remembered (bounded), so asking again costs no database read.
+    pub(crate) async fn served_asset(&self, hash: &str) -> StoreResult<Option<Arc<AssetRecord>>> {
+        if self.assets.known_missing(hash) {
+            return Ok(None);
+        }
+        let inserts = self.assets.inserts();
+        let found = self.asset(hash).await?;
+        if found.is_none() {
+            self.assets.note_missing(hash, inserts);
+        }
+        Ok(found)
     }
 
     /// The index entry of an asset, from memory or the store.

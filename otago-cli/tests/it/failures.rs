@@ -224,3 +224,70 @@ fn bad_command_lines_exit_with_the_usage_code() {
     assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
     assert!(run.stderr.contains("OTAGO_SERVER_URL"), "{}", run.stderr);
 }
+
+#[test]
+fn deploying_an_export_with_a_symbolic_link_is_refused_naming_it() {
+    let project = Project::create("symlinked");
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    copy_dir(&fixture("dist-v1"), &dist);
+    let deploy = |input: &str| {
+        project.run(
+            &[
+                "deploy",
+                "--project",
+                &project.reference,
+                "--input-dir",
+                input,
+                "--app-dir",
+                FIXTURE,
+            ],
+            &project.key_env(),
+        )
+    };
+    let input = dist.to_string_lossy().into_owned();
+
+    // An asset replaced by a link to the same bytes outside the export: every other check
+    // would pass, and the link's target would be uploaded.
+    let name = "assets/b8705599ac8b36d2971a5bed3e7aa7db";
+    let outside = dir.path().join("outside");
+    std::fs::rename(dist.join(name), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dist.join(name)).unwrap();
+    let run = deploy(&input);
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(run.stderr.contains(name), "{}", run.stderr);
+    assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&outside.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(project.group_count(), 0);
+
+    // A linked folder: the files under it are refused too.
+    std::fs::remove_file(dist.join(name)).unwrap();
+    std::fs::rename(&outside, dist.join(name)).unwrap();
+    let assets_elsewhere = dir.path().join("assets-elsewhere");
+    std::fs::rename(dist.join("assets"), &assets_elsewhere).unwrap();
+    std::os::unix::fs::symlink(&assets_elsewhere, dist.join("assets")).unwrap();
+    let run = deploy(&input);
+    assert_eq!(run.code, i32::from(OtagoExitCode::INVALID_INPUT), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{} is a symbolic link",
+            dist.join("assets").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(project.group_count(), 0);
+
+    // The export folder itself may be a link.
+    std::fs::remove_file(dist.join("assets")).unwrap();
+    std::fs::rename(&assets_elsewhere, dist.join("assets")).unwrap();
+    let linked = dir.path().join("linked-dist");
+    std::os::unix::fs::symlink(&dist, &linked).unwrap();
+    let run = deploy(&linked.to_string_lossy());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(project.group_count(), 1);
+}

@@ -30,6 +30,7 @@ pub(crate) fn fixture_str(relative: &str) -> String {
 /// A server running on its own thread and runtime, stopped on drop.
 pub(crate) struct TestServer {
     pub(crate) url: String,
+    state: otago_server::AppState,
     _data: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -56,7 +57,7 @@ impl TestServer {
                     .expect("config")
                     .with_admin_token(Some(ADMIN_TOKEN.to_owned()));
                 let opened = otago_server::AppState::open(config).await.expect("open");
-                url_tx.send(url).expect("send url");
+                url_tx.send((url, opened.state.clone())).expect("send url");
                 otago_server::serve(listener, opened.state, async {
                     let _ = shutdown_rx.await;
                 })
@@ -64,13 +65,21 @@ impl TestServer {
                 .expect("serve");
             });
         });
-        let url = url_rx.recv().expect("server started");
+        let (url, state) = url_rx.recv().expect("server started");
         Self {
             url,
+            state,
             _data: data,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         }
+    }
+}
+
+impl TestServer {
+    /// Writes the server's pending counts (adoption, runtime versions) to its store now.
+    pub(crate) fn flush(&self) {
+        block_on(self.state.flush()).expect("flush");
     }
 }
 

@@ -7,6 +7,7 @@ mod doctor;
 #[cfg(unix)]
 mod export;
 mod failures;
+mod fleet;
 mod harness;
 mod projects;
 mod tls;

@@ -142,6 +142,29 @@ fn missing_or_bad_platform_and_runtime_are_400_naming_the_header() {
 }
 
 #[test]
+fn runtime_versions_longer_than_a_publish_allows_are_400() {
+    let longest = "v".repeat(MAX_RUNTIME_VERSION_LEN);
+    let headers = [
+        ("expo-platform", b"ios".as_slice()),
+        ("expo-runtime-version", longest.as_bytes()),
+    ];
+    let request = ManifestRequest::parse("GET", headers).unwrap();
+    assert_eq!(request.runtime_version.len(), MAX_RUNTIME_VERSION_LEN);
+    let longer = format!("{longest}v");
+    let headers = [
+        ("expo-platform", b"ios".as_slice()),
+        ("expo-runtime-version", longer.as_bytes()),
+    ];
+    let err = ManifestRequest::parse("GET", headers).unwrap_err();
+    assert_eq!(err.http_status(), 400);
+    let message = err.to_string();
+    assert!(
+        message.contains("expo-runtime-version") && message.contains("256 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
 fn oversized_values_are_431_and_bad_bytes_400() {
     let big = "a".repeat(MAX_HEADER_VALUE_BYTES + 1);
     assert_eq!(status(parse_with(&[("expo-channel-name", &big)])), 431);

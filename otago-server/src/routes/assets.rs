@@ -42,7 +42,7 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
             "use the url the manifest gives",
         )
     };
-    let asset = state.asset(hash).await?.ok_or_else(not_found)?;
+    let asset = state.served_asset(hash).await?.ok_or_else(not_found)?;
     let identity_etag = format!("\"{hash}\"");
 
     let mut response = Response::new(Body::empty());

@@ -66,16 +66,20 @@ fn answer(
         .live
         .channel(project_ref, request.platform, &request.runtime_version)
         .ok_or_else(|| super::project_not_found(project_ref))?;
-    let answer = channel.prepared.answer(&request)?;
-    state.metrics.answer(answer.kind);
-    crate::health::count(&channel, &request, answer.role);
+    // Counted before answering: a request nothing is published for still tells which
+    // runtime version the device runs.
     state.recorder.manifest_request(ManifestHit {
         project_ref,
         platform: request.platform,
         runtime_version: &request.runtime_version,
+        published: !channel.known_ids.is_empty(),
         current_update_id: adoption_label(&channel, &request),
+        device: request.client_id.as_deref().map(otago_core::DeviceHash::of),
         at_ms: state.now().unix_millis(),
     });
+    let answer = channel.prepared.answer(&request)?;
+    state.metrics.answer(answer.kind);
+    crate::health::count(&channel, &request, answer.role);
     let wire = channel
         .wire
         .get(answer.response.index())

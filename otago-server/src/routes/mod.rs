@@ -15,6 +15,7 @@ use crate::store::ProjectRecord;
 
 pub(crate) mod assets;
 pub(crate) mod audit;
+pub(crate) mod fleet;
 pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod keys;
@@ -91,7 +92,8 @@ route_table! {
         patch "/api/v1/projects/{ref}/groups/{group}" => groups::patch, Access::Project(Deploy);
         post "/api/v1/projects/{ref}/groups/{group}/revert" => groups::revert, Access::Project(Deploy);
         get "/api/v1/projects/{ref}/release" => groups::release, Access::Project(Deploy);
-        get "/api/v1/projects/{ref}/adoption" => projects::adoption, Access::Project(Deploy);
+        get "/api/v1/projects/{ref}/adoption" => fleet::adoption, Access::Project(Deploy);
+        get "/api/v1/projects/{ref}/runtime-versions" => fleet::runtime_versions, Access::Project(Deploy);
     }
 }
 

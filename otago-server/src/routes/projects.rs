@@ -1,5 +1,5 @@
 //! `/api/v1/projects`: create, list, get, change settings (recorded in the audit log),
-//! delete; adoption counts.
+//! delete.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use super::project_for;
 use crate::auth::Principal;
 use crate::config::{MAX_ASSET_BYTES_CEILING, ServerConfig};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath};
 use crate::ids;
 use crate::state::AppState;
 use crate::store::{ProjectPatch, ProjectRecord};
@@ -209,61 +209,4 @@ pub(crate) async fn delete(
     state.live.remove_project(&project.r#ref);
     tracing::info!(project = %project.r#ref, "project deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct AdoptionQuery {
-    /// Counts from this hour on (`YYYY-MM-DDTHH:mm:ss.sssZ`); default: the last 7 days.
-    since: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct AdoptionRow {
-    hour: String,
-    platform: &'static str,
-    runtime_version: String,
-    current_update_id: String,
-    count: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct AdoptionList {
-    counts: Vec<AdoptionRow>,
-}
-
-pub(crate) async fn adoption(
-    State(state): State<AppState>,
-    principal: Principal,
-    ApiPath(project_ref): ApiPath<String>,
-    ApiQuery(query): ApiQuery<AdoptionQuery>,
-) -> ApiResult<Json<AdoptionList>> {
-    let project = project_for(&state, &principal, &project_ref).await?;
-    let since_ms = match query.since {
-        Some(text) => otago_core::Timestamp::parse(&text)
-            .map_err(|err| {
-                ApiError::bad_request(
-                    "invalid_since",
-                    err.to_string(),
-                    "e.g. since=2026-01-01T00:00:00.000Z",
-                )
-            })?
-            .unix_millis(),
-        None => state.now().unix_millis() - 7 * 24 * 3_600_000,
-    };
-    let counts = state
-        .meta
-        .adoption(&project.r#ref, since_ms)
-        .await?
-        .into_iter()
-        .map(|count| AdoptionRow {
-            hour: otago_core::Timestamp::from_unix_millis(count.hour_start_ms)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-            platform: count.platform.as_str(),
-            runtime_version: count.runtime_version,
-            current_update_id: count.current_update_id,
-            count: count.count,
-        })
-        .collect();
-    Ok(Json(AdoptionList { counts }))
 }

@@ -458,12 +458,35 @@ pub struct AdoptionCount {
     pub hour_start_ms: i64,
     /// The platform.
     pub platform: Platform,
-    /// The runtime version.
-    pub runtime_version: String,
+    /// The runtime version; `None` for the bucket of every runtime version nothing is
+    /// published for (stored as `''`).
+    pub runtime_version: Option<String>,
     /// The update the device ran (`none` or `other` when it ran none or one not published here).
     pub current_update_id: String,
     /// How many requests.
     pub count: u64,
+}
+
+/// The requests of one project, day, platform and runtime version, published or not, with a
+/// sketch of the distinct devices that sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeVersionDay {
+    /// The project.
+    pub project_ref: String,
+    /// Start of the UTC day, in milliseconds since the Unix epoch.
+    pub day_start_ms: i64,
+    /// The platform.
+    pub platform: Platform,
+    /// The runtime version; `None` for the bucket of those past the daily limit (stored as
+    /// `''`).
+    pub runtime_version: Option<String>,
+    /// How many requests.
+    pub requests: u64,
+    /// The devices (by `EAS-Client-ID`) that sent them: the bytes of an
+    /// [`otago_core::DeviceSketch`].
+    pub devices: Vec<u8>,
+    /// The latest request, in milliseconds since the Unix epoch.
+    pub last_seen_ms: i64,
 }
 
 /// The metadata store: projects, keys, the asset index, groups and updates, adoption counts.
@@ -565,8 +588,32 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Adds manifest request counts.
     async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()>;
-    /// A project's counts at or after `since_ms`, by hour.
-    async fn adoption(&self, project_ref: &str, since_ms: i64) -> StoreResult<Vec<AdoptionCount>>;
+    /// A page of a project's counts at or after `since_ms`, by hour: at most `limit` rows
+    /// after the first `offset`.
+    async fn adoption(
+        &self,
+        project_ref: &str,
+        since_ms: i64,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<AdoptionCount>>;
+    /// Adds runtime version requests and devices. A project keeps at most
+    /// `versions_per_day` runtime versions a day; the requests of any further one go to that
+    /// day's `None` bucket of their platform.
+    async fn add_runtime_version_days(
+        &self,
+        days: Vec<RuntimeVersionDay>,
+        versions_per_day: usize,
+    ) -> StoreResult<()>;
+    /// A project's runtime version days from `since_ms` on.
+    async fn runtime_version_days(
+        &self,
+        project_ref: &str,
+        since_ms: i64,
+    ) -> StoreResult<Vec<RuntimeVersionDay>>;
+    /// Deletes adoption counts and runtime version days older than `before_ms`; returns how
+    /// many rows went.
+    async fn prune_counts(&self, before_ms: i64) -> StoreResult<u64>;
 
     /// The database's own consistency check plus referential checks; problems found, if any.
     async fn integrity_problems(&self) -> StoreResult<Vec<String>>;

@@ -863,3 +863,155 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
         "no new connections after shutdown"
     );
 }
+
+#[tokio::test]
+async fn api_counts_only_published_runtime_versions_and_lists_every_one_devices_ask_for() {
+    let server = Server::start().await;
+    let project_ref = server.signing_project("fleet").await;
+    server
+        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .await;
+    let device = |platform: &str, runtime_version: &str, client: &str| {
+        let headers = with(
+            client_headers(platform),
+            "expo-runtime-version",
+            Some(runtime_version),
+        );
+        with(headers, "eas-client-id", Some(client))
+    };
+    for client in ["a", "b", "c"] {
+        let headers = device("ios", RUNTIME, client);
+        server.manifest(&project_ref, &as_refs(&headers)).await;
+    }
+    // 70 runtime versions nothing is published for, one device each, some twice.
+    for n in 0..70 {
+        let headers = device("android", &format!("0.{n}"), &format!("device-{n}"));
+        for _ in 0..(1 + n % 2) {
+            server.manifest(&project_ref, &as_refs(&headers)).await;
+        }
+    }
+    server.state.flush().await.unwrap();
+
+    // Adoption: the published runtime version by name, everything else in one bucket.
+    let path = format!("/api/v1/projects/{project_ref}/adoption");
+    let all = json_of(server.admin(Method::GET, &path).send().await.unwrap(), 200).await;
+    let rows = all["counts"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{all:#}");
+    assert_eq!(all["next_offset"], Value::Null);
+    let bucket = rows
+        .iter()
+        .find(|r| r["runtime_version"].is_null())
+        .unwrap();
+    assert_eq!(
+        (bucket["platform"].as_str(), bucket["count"].as_u64()),
+        (Some("android"), Some(105))
+    );
+    assert_eq!(bucket["current_update_id"], "other");
+    // By page.
+    let first = json_of(
+        server
+            .admin(Method::GET, &format!("{path}?limit=1"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(first["counts"].as_array().unwrap().len(), 1);
+    assert_eq!(first["next_offset"], 1);
+    let second = json_of(
+        server
+            .admin(Method::GET, &format!("{path}?limit=1&offset=1"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(second["counts"].as_array().unwrap().len(), 1);
+    assert_ne!(first["counts"][0], second["counts"][0]);
+    let bad = server
+        .admin(Method::GET, &format!("{path}?limit=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(bad, 400).await["error"]["code"], "invalid_limit");
+
+    // Runtime versions: 64 by name a day, the rest as `other`, with distinct devices.
+    let path = format!("/api/v1/projects/{project_ref}/runtime-versions?days=30");
+    let fleet = json_of(server.admin(Method::GET, &path).send().await.unwrap(), 200).await;
+    assert_eq!(fleet["days"], 30);
+    let named = fleet["runtime_versions"].as_array().unwrap();
+    assert_eq!(named.len(), 64, "{fleet:#}");
+    let ios = named.iter().find(|r| r["platform"] == "ios").unwrap();
+    assert_eq!(
+        (
+            ios["runtime_version"].as_str(),
+            ios["devices"].as_u64(),
+            ios["requests"].as_u64()
+        ),
+        (Some(RUNTIME), Some(3), Some(3))
+    );
+    assert_eq!(ios["share"], 1.0);
+    let other = fleet["other"].as_array().unwrap();
+    assert_eq!(other.len(), 1, "{fleet:#}");
+    assert_eq!(other[0]["platform"], "android");
+    assert_eq!(other[0]["devices"], 7);
+    let total: u64 = named
+        .iter()
+        .chain(other)
+        .filter(|r| r["platform"] == "android")
+        .map(|r| r["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 105);
+    let bad = server
+        .admin(
+            Method::GET,
+            &format!("/api/v1/projects/{project_ref}/runtime-versions?days=91"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(bad, 400).await["error"]["code"], "invalid_days");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn api_an_asset_asked_for_before_its_upload_is_served_after_it() {
+    let server = Server::start().await;
+    let project_ref = server.create_project("early", "production").await["ref"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = b"an asset nobody uploaded yet".to_vec();
+    let hash = otago_core::AssetDescription::of_asset(&bytes, "txt")
+        .unwrap()
+        .hash;
+    for _ in 0..2 {
+        let response = server
+            .request(Method::GET, &format!("/assets/{hash}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let uploaded = server
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/projects/{project_ref}/assets/{hash}"),
+        )
+        .header("content-type", "text/plain")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let response = server
+        .request(Method::GET, &format!("/assets/{hash}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(body(response).await, bytes);
+    server.stop().await;
+}

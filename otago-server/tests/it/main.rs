@@ -2,12 +2,14 @@
 //!
 //! `protocol` and `assets` check PROTOCOL.md's checklist (C1–C44) against dist-v1 then dist-v2
 //! of the shared fixture; `security` sends hostile requests; `api` is the management API;
-//! `demo` covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
+//! `bounds` floods a real server with made-up requests and
+//! idle or slow connections; `demo` covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
 //! SIGKILL during an upload and a publish.
 
 mod access;
 mod api;
 mod assets;
+mod bounds;
 mod crash;
 mod demo;
 mod harness;

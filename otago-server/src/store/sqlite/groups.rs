@@ -1,4 +1,4 @@
-//! Groups, updates, served history and adoption counts in SQLite.
+//! Groups, updates and served history in SQLite.
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -6,9 +6,9 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use super::{is_unique_violation, platform, to_i64, to_u64, ts};
 use crate::error::Problem;
 use crate::store::{
-    AdoptionCount, ChannelKey, GateRecord, GroupFilter, GroupKind, GroupRecord, GroupState,
-    HealthRecord, RampRecord, ReleaseRecord, RevertRecord, ServedUpdate, StandbyRecord, StoreError,
-    StoreResult, UpdateRecord,
+    ChannelKey, GateRecord, GroupFilter, GroupKind, GroupRecord, GroupState, HealthRecord,
+    RampRecord, ReleaseRecord, RevertRecord, ServedUpdate, StandbyRecord, StoreError, StoreResult,
+    UpdateRecord,
 };
 
 fn kind(text: &str) -> rusqlite::Result<GroupKind> {
@@ -474,53 +474,6 @@ pub(super) fn channels(conn: &mut Connection) -> StoreResult<Vec<ChannelKey>> {
             project_ref: row.get(0)?,
             platform: platform(&row.get::<_, String>(1)?)?,
             runtime_version: row.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Adds counts; counts of projects deleted meanwhile are dropped.
-pub(super) fn add_adoption(conn: &mut Connection, counts: &[AdoptionCount]) -> StoreResult<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut statement = tx.prepare_cached(
-            "INSERT INTO adoption (project_ref, hour_start_ms, platform, runtime_version, current_update_id, count) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM projects WHERE ref = ?1) \
-             ON CONFLICT DO UPDATE SET count = count + excluded.count",
-        )?;
-        for count in counts {
-            statement.execute(params![
-                count.project_ref,
-                count.hour_start_ms,
-                count.platform.as_str(),
-                count.runtime_version,
-                count.current_update_id,
-                to_i64(count.count)
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-/// A project's counts since an instant.
-pub(super) fn adoption(
-    conn: &mut Connection,
-    project_ref: &str,
-    since_ms: i64,
-) -> StoreResult<Vec<AdoptionCount>> {
-    let mut statement = conn.prepare(
-        "SELECT project_ref, hour_start_ms, platform, runtime_version, current_update_id, count FROM adoption \
-         WHERE project_ref = ?1 AND hour_start_ms >= ?2 ORDER BY hour_start_ms, platform, runtime_version, current_update_id",
-    )?;
-    let rows = statement.query_map(params![project_ref, since_ms], |row| {
-        Ok(AdoptionCount {
-            project_ref: row.get(0)?,
-            hour_start_ms: row.get(1)?,
-            platform: platform(&row.get::<_, String>(2)?)?,
-            runtime_version: row.get(3)?,
-            current_update_id: row.get(4)?,
-            count: to_u64(row.get(5)?),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

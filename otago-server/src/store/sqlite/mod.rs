@@ -12,17 +12,19 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use super::{
     AdoptionCount, AssetRecord, AuditRecord, ChannelKey, Encodings, GroupFilter, GroupRecord,
     HealthRecord, KeyRecord, KeyRole, MetaStore, ProjectPatch, ProjectRecord, ReleaseRecord,
-    RevertRecord, StoreError, StoreResult,
+    RevertRecord, RuntimeVersionDay, StoreError, StoreResult,
 };
 use crate::error::Problem;
 
+mod adoption;
 mod groups;
 
 /// Schema migrations, applied in order; `schema_version` holds how many ran.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("schema_v1.sql"),
     include_str!("schema_keys_audit.sql"),
     include_str!("schema_releases.sql"),
+    include_str!("schema_adoption.sql"),
 ];
 
 /// The SQLite metadata store.
@@ -622,13 +624,43 @@ impl MetaStore for SqliteStore {
     }
 
     async fn add_adoption(&self, counts: Vec<AdoptionCount>) -> StoreResult<()> {
-        self.call(move |conn| groups::add_adoption(conn, &counts))
+        self.call(move |conn| adoption::add_adoption(conn, &counts))
             .await
     }
 
-    async fn adoption(&self, project_ref: &str, since_ms: i64) -> StoreResult<Vec<AdoptionCount>> {
+    async fn adoption(
+        &self,
+        project_ref: &str,
+        since_ms: i64,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<AdoptionCount>> {
         let project_ref = project_ref.to_owned();
-        self.call(move |conn| groups::adoption(conn, &project_ref, since_ms))
+        self.call(move |conn| adoption::adoption(conn, &project_ref, since_ms, offset, limit))
+            .await
+    }
+
+    async fn add_runtime_version_days(
+        &self,
+        days: Vec<RuntimeVersionDay>,
+        versions_per_day: usize,
+    ) -> StoreResult<()> {
+        self.call(move |conn| adoption::add_runtime_version_days(conn, &days, versions_per_day))
+            .await
+    }
+
+    async fn runtime_version_days(
+        &self,
+        project_ref: &str,
+        since_ms: i64,
+    ) -> StoreResult<Vec<RuntimeVersionDay>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| adoption::runtime_version_days(conn, &project_ref, since_ms))
+            .await
+    }
+
+    async fn prune_counts(&self, before_ms: i64) -> StoreResult<u64> {
+        self.call(move |conn| adoption::prune(conn, before_ms))
             .await
     }
 
