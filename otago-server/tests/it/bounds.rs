@@ -402,25 +402,31 @@ fn slow_headers_do_not_delay_others_and_past_the_cap_busy_servers_answer_503() {
     let server = start_demo(dir.path(), None, &["--max-connections", "4"]);
     let bytes = b"never finished";
     let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
+    // Each upload asks `expect: 100-continue`: the server answers `100 Continue` once its
+    // handler reads the body, so the request is in flight before the next connection opens.
     let mut uploads: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut stream = TcpStream::connect(&server.addr).unwrap();
             write!(
                 stream,
                 "PUT /api/v1/projects/{}/assets/{hash} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\n\
-                 content-type: application/octet-stream\r\ncontent-length: 1000\r\n\r\nnever",
+                 content-type: application/octet-stream\r\ncontent-length: 1000\r\nexpect: 100-continue\r\n\r\n",
                 server.project_ref
             )
             .unwrap();
+            let mut continued = Vec::new();
+            while !continued.ends_with(b"\r\n\r\n") {
+                let mut byte = [0_u8; 1];
+                assert_eq!(stream.read(&mut byte).unwrap(), 1, "the server closed an upload");
+                continued.push(byte[0]);
+            }
+            assert!(continued.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&continued));
+            stream.write_all(b"never").unwrap();
             stream
         })
         .collect();
-    // The uploads are in flight once the server has read their heads; a manifest request
-    // needs a fifth connection.
-    let refused = (0..100).find_map(|_| {
-        let (status, _) = timed_manifest(&server.addr, &server.project_ref);
-        (status == 503).then_some(status)
-    });
+    // Every connection has a request in flight: a fifth gets 503.
+    let refused = Some(timed_manifest(&server.addr, &server.project_ref).0);
     assert_eq!(refused, Some(503));
     let (status, head, body) = raw_blocking(
         &server.addr,
