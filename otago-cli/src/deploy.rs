@@ -331,6 +331,14 @@ pub async fn deploy(
     }
 
     check_update_url(&config, &project)?;
+    check_fleet(
+        &client,
+        &project,
+        &runtime_versions,
+        settings.strict,
+        printer,
+    )
+    .await?;
     let releases = current_releases(&client, &project, &runtime_versions, settings).await?;
 
     // Manifests: same creation time for the whole deploy, a fresh id per platform.
@@ -476,6 +484,53 @@ fn check_update_url(config: &AppConfig, project: &Project) -> Result<()> {
             ),
         }),
     }
+}
+
+/// How far back the deploy guard looks for devices.
+const FLEET_DAYS: u32 = 30;
+
+/// Warns (or with `strict`, refuses) when no device asked for a runtime version being deployed
+/// in the last [`FLEET_DAYS`] days, listing the runtime versions devices run instead.
+async fn check_fleet(
+    client: &Client,
+    project: &Project,
+    runtime_versions: &BTreeMap<Platform, String>,
+    strict: bool,
+    printer: &Printer,
+) -> Result<()> {
+    let fleet = client
+        .runtime_versions(&project.reference, FLEET_DAYS)
+        .await?;
+    for (&platform, runtime_version) in runtime_versions {
+        if fleet.devices_on(platform, runtime_version) > 0 {
+            continue;
+        }
+        let field: Vec<String> = fleet
+            .runtime_versions
+            .iter()
+            .filter(|usage| usage.platform == platform)
+            .map(|usage| format!("{} ({:.0} %)", usage.runtime_version, usage.share * 100.0))
+            .collect();
+        let field = if field.is_empty() {
+            "no device asked at all".to_owned()
+        } else {
+            format!("devices run {}", field.join(", "))
+        };
+        let problem = format!(
+            "no {platform} device asked for runtime version {runtime_version} in the last {FLEET_DAYS} days ({field})"
+        );
+        if strict {
+            return Err(CliError::Invalid {
+                reason: format!(
+                    "{problem}; ship a build with runtime version {runtime_version} first, or deploy for one the devices run (without --strict this is a warning)"
+                ),
+            });
+        }
+        printer.warn(format!(
+            "{problem}: the update reaches devices only once a build with this runtime version ships"
+        ));
+    }
+    Ok(())
 }
 
 /// What each (runtime version, platform) of the deploy serves now; refuses, before anything

@@ -145,13 +145,14 @@ pub(crate) fn estimate(record: &HealthRecord) -> UpdateHealth {
     counters.health()
 }
 
-/// Counts one manifest request: the device was served `served` (a role of `channel`), runs
+/// Counts one manifest request of `device` (the hash of its `EAS-Client-ID`): it was served `served` (a role of `channel`), runs
 /// the update it names, and failed the ones it lists.
-pub(crate) fn count(channel: &LiveChannel, request: &ManifestRequest, served: Option<Role>) {
-    let Some(client_id) = request.client_id.as_deref() else {
-        return;
-    };
-    let device = DeviceHash::of(client_id);
+pub(crate) fn count(
+    channel: &LiveChannel,
+    request: &ManifestRequest,
+    device: DeviceHash,
+    served: Option<Role>,
+) {
     if let Some(counters) = served.and_then(|role| channel.counters(role)) {
         counters.served.insert(device);
     }

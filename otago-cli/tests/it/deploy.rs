@@ -530,3 +530,71 @@ fn rollback_to_embedded_without_an_app_config_follows_the_project() {
     let (manifest, _) = served_manifest(&project, Platform::Android);
     assert_eq!(manifest.launch_asset.content_type, "application/javascript");
 }
+
+#[test]
+fn a_deploy_knows_the_runtime_versions_in_the_field() {
+    let project = Project::create("fleetguard");
+    let strict = |project: &Project| {
+        let mut args = vec![
+            "deploy",
+            "--project",
+            &project.reference,
+            "--platform",
+            "ios",
+        ];
+        let input = crate::harness::fixture_str("dist-v1");
+        let app = project.app_dir_str();
+        args.extend(["--input-dir", &input, "--app-dir", &app, "--strict"]);
+        project.run(&args, &project.key_env())
+    };
+    // No device asked yet: a warning, and the deploy goes on.
+    let first = project.deploy("dist-v1", "v1").ok();
+    assert!(
+        first.stderr.contains(
+            "no ios device asked for runtime version 1.2.3 in the last 30 days (no device asked at all): the update reaches devices only once a build with this runtime version ships"
+        ),
+        "{}",
+        first.stderr
+    );
+    // The field runs 2.0.0 (three devices) and 1.0.0 (one): listed with their shares.
+    for (runtime_version, devices) in [("2.0.0", 0..3), ("1.0.0", 3..4)] {
+        for n in devices {
+            crate::harness::block_on(async {
+                otago_cli::client::Client::new("http://unused", None)
+                    .unwrap()
+                    .fetch_manifest(
+                        &project.update_url,
+                        &otago_cli::client::ProtocolRequest {
+                            platform: Platform::Ios,
+                            runtime_version,
+                            expect_signature_keyid: Some("main"),
+                            client_id: Some(&format!("a0000000-0000-4000-8000-00000000000{n}")),
+                            current_update_id: None,
+                            embedded_update_id: None,
+                        },
+                    )
+                    .await
+                    .unwrap()
+            });
+        }
+    }
+    project.server.flush();
+    let refused = strict(&project).fails_with(3);
+    assert!(
+        refused.stderr.contains(
+            "no ios device asked for runtime version 1.2.3 in the last 30 days (devices run 2.0.0 (75 %), 1.0.0 (25 %)); ship a build with runtime version 1.2.3 first, or deploy for one the devices run (without --strict this is a warning)"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(project.group_count(), 1, "nothing more published");
+    // Once a device runs 1.2.3, --strict deploys.
+    fetch_update(&project.update_url, Platform::Ios, "1.2.3");
+    project.server.flush();
+    let passed = strict(&project).ok();
+    assert!(
+        !passed.stderr.contains("no ios device"),
+        "{}",
+        passed.stderr
+    );
+}

@@ -66,6 +66,8 @@ fn answer(
         .live
         .channel(project_ref, request.platform, &request.runtime_version)
         .ok_or_else(|| super::project_not_found(project_ref))?;
+    // One hash of the `EAS-Client-ID` for both the adoption and the health counts.
+    let device = request.client_id.as_deref().map(otago_core::DeviceHash::of);
     // Counted before answering: a request nothing is published for still tells which
     // runtime version the device runs.
     state.recorder.manifest_request(ManifestHit {
@@ -74,12 +76,14 @@ fn answer(
         runtime_version: &request.runtime_version,
         published: !channel.known_ids.is_empty(),
         current_update_id: adoption_label(&channel, &request),
-        device: request.client_id.as_deref().map(otago_core::DeviceHash::of),
+        device,
         at_ms: state.now().unix_millis(),
     });
     let answer = channel.prepared.answer(&request)?;
     state.metrics.answer(answer.kind);
-    crate::health::count(&channel, &request, answer.role);
+    if let Some(device) = device {
+        crate::health::count(&channel, &request, device, answer.role);
+    }
     let wire = channel
         .wire
         .get(answer.response.index())
