@@ -18,13 +18,13 @@ use otago_core::{
     Timestamp, UpdateId,
 };
 
-const BUNDLE: &str = "dist-v1/_expo/static/js/ios/index-0e63ac84fbed243efbc2880f4cb64c2f.hbc";
+const BUNDLE: &str = "exports/v1/_expo/static/js/ios/index-0e63ac84fbed243efbc2880f4cb64c2f.hbc";
 
 fn ios_spec() -> ManifestSpec {
-    let metadata = ExportMetadata::parse(&fixture_file("dist-v1/metadata.json")).unwrap();
+    let metadata = ExportMetadata::parse(&fixture_file("exports/v1/metadata.json")).unwrap();
     let export = metadata.platform(Platform::Ios).unwrap();
     let files = DescribedPlatform::describe(Platform::Ios, export, |path| {
-        Some(fixture_file(&format!("dist-v1/{}", path.as_str())))
+        Some(fixture_file(&format!("exports/v1/{}", path.as_str())))
     })
     .unwrap();
     ManifestSpec {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// The fixture folder with the real Expo SDK 56 export (kept outside the project).
 #[must_use]
 pub fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/expo-sdk56")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/expo-app")
 }
 
 /// Reads a file of the fixture, panicking with the path when it is missing (benchmarks only).

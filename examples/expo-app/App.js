@@ -1,11 +1,19 @@
 import { StatusBar } from 'expo-status-bar';
+import { useFonts } from 'expo-font';
 import { Image, StyleSheet, Text, View } from 'react-native';
 
+const BUILD_LABEL = 'example build v1';
+
 export default function App() {
+  const [fontsLoaded] = useFonts({
+    OtagoSans: require('./assets/OtagoSans-Regular.ttf'),
+  });
   return (
     <View style={styles.container}>
       <Image source={require('./assets/otago-logo.png')} style={styles.logo} />
-      <Text>Hello from Otago</Text>
+      <Text style={fontsLoaded ? styles.otagoFont : null}>Hello from Otago</Text>
+      <Text>{BUILD_LABEL}</Text>
+      <Text>{process.env.EXPO_PUBLIC_API_URL ?? 'no EXPO_PUBLIC_API_URL'}</Text>
       <StatusBar style="auto" />
     </View>
   );
@@ -19,4 +27,5 @@ const styles = StyleSheet.create({
     justifyContent: 'center',
   },
   logo: { width: 32, height: 32, marginBottom: 12 },
+  otagoFont: { fontFamily: 'OtagoSans' },
 });

@@ -454,7 +454,7 @@ mod tests {
     fn fixture_certificate() -> String {
         std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/expo-sdk56/certs/certificate.pem"
+            "/../examples/expo-app/certs/certificate.pem"
         ))
         .expect("the fixture certificate")
     }

@@ -1,4 +1,4 @@
-//! `otago doctor` checks on the fixture's app.json and broken variants of it.
+//! `otago doctor` checks on the example app's app.json and broken variants of it.
 #![allow(clippy::disallowed_methods)]
 
 use otago_core::{
@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
-const URL: &str = "http://localhost:3000/api/manifest";
+const URL: &str = "http://127.0.0.1:3000/manifest/example";
 
 /// The fixture's whole app.json (with its top-level `expo` key).
 fn app_json() -> Value {

@@ -28,19 +28,19 @@ use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
-const RUNTIME: &str = "1.2.3";
+const RUNTIME: &str = "1.0.0";
 const ASSET_BASE: &str = "https://updates.example.com/assets";
 const ACCEPT_ALL: &str = "multipart/mixed,application/expo+json,application/json";
 const EXPECT_MAIN: &str = r#"sig, keyid="main", alg="rsa-v1_5-sha256""#;
-/// createdAt of dist-v1, dist-v2 and the rollback published after them.
+/// createdAt of exports/v1, exports/v2 and the rollback published after them.
 const T1: i64 = 1_767_225_600_000;
 const T2: i64 = T1 + 60_000;
 const T3: i64 = T2 + 60_000;
 
 // ---------------------------------------------------------------------------------------------
-// Fixture: manifests of dist-v1 and dist-v2 for iOS, signed with the fixture's test key.
+// Fixture: manifests of exports/v1 and exports/v2 for iOS, signed with the fixture's test key.
 
 fn fixture_path(path: &str) -> PathBuf {
     PathBuf::from(format!("{FIXTURE}/{path}"))
@@ -103,8 +103,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let v1 = build_manifest("dist-v1", Platform::Ios, 0x11, T1, BTreeMap::new());
-        let v2 = build_manifest("dist-v2", Platform::Ios, 0x22, T2, BTreeMap::new());
+        let v1 = build_manifest("exports/v1", Platform::Ios, 0x11, T1, BTreeMap::new());
+        let v2 = build_manifest("exports/v2", Platform::Ios, 0x22, T2, BTreeMap::new());
         let (v1_bytes, v2_bytes) = (v1.to_bytes(), v2.to_bytes());
         Fixture {
             v1,
@@ -142,7 +142,7 @@ fn prepare(mut updates: Vec<PublishedUpdate>) -> PreparedUpdates {
     PreparedUpdates::new(release, &AssetRequestHeaders::new()).unwrap()
 }
 
-/// dist-v1 and dist-v2, both signed under `main` (the fixture app's keyid).
+/// exports/v1 and exports/v2, both signed under `main` (the fixture app's keyid).
 fn v1_and_v2() -> &'static PreparedUpdates {
     static UPDATES: OnceLock<PreparedUpdates> = OnceLock::new();
     UPDATES.get_or_init(|| {
@@ -154,7 +154,7 @@ fn v1_and_v2() -> &'static PreparedUpdates {
     })
 }
 
-/// dist-v1, dist-v2 and a later signed rollback.
+/// exports/v1, exports/v2 and a later signed rollback.
 fn with_rollback() -> &'static PreparedUpdates {
     static UPDATES: OnceLock<PreparedUpdates> = OnceLock::new();
     UPDATES.get_or_init(|| {
@@ -749,10 +749,10 @@ fn c14_boundary_never_occurs_in_a_part_body() {
         }
     }
     // A manifest that contains the boundary it would have had gets another one.
-    let first = build_manifest("dist-v1", Platform::Ios, 0x44, T1, BTreeMap::new());
+    let first = build_manifest("exports/v1", Platform::Ios, 0x44, T1, BTreeMap::new());
     let boundary = boundary_of(req().response(&prepare(vec![published(&first.to_bytes(), None)])));
     let hostile = build_manifest(
-        "dist-v1",
+        "exports/v1",
         Platform::Ios,
         0x44,
         T1,
@@ -995,7 +995,7 @@ fn c25_asset_file_names_are_safe() {
 #[test]
 fn c26_equal_keys_mean_equal_bytes_across_updates() {
     let mut by_key: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for export in ["dist-v1", "dist-v2"] {
+    for export in ["exports/v1", "exports/v2"] {
         for platform in Platform::ALL {
             let manifest = build_manifest(export, platform, 1, T1, BTreeMap::new());
             let exported =
@@ -1019,7 +1019,7 @@ fn c26_equal_keys_mean_equal_bytes_across_updates() {
 #[test]
 fn c27_hash_is_unpadded_base64url_sha256_of_the_bytes() {
     let manifest = served();
-    let exported = ExportMetadata::parse(&read("dist-v2/metadata.json")).unwrap();
+    let exported = ExportMetadata::parse(&read("exports/v2/metadata.json")).unwrap();
     let files: Vec<_> = exported
         .platform(Platform::Ios)
         .unwrap()
@@ -1036,7 +1036,7 @@ fn c27_hash_is_unpadded_base64url_sha256_of_the_bytes() {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "{hash}"
         );
-        let file = fixture_path(&format!("dist-v2/{}", path.as_str()));
+        let file = fixture_path(&format!("exports/v2/{}", path.as_str()));
         let output = Command::new("openssl")
             .args(["dgst", "-sha256", "-binary"])
             .arg(&file)
@@ -1060,7 +1060,7 @@ fn c28_metadata_and_extra_are_objects_without_expo_go() {
     );
     let extra = manifest["extra"].as_object().unwrap();
     assert!(!extra.contains_key("expoGo"));
-    assert_eq!(extra["expoClient"]["slug"], "fixture-app");
+    assert_eq!(extra["expoClient"]["slug"], "otago-example");
 }
 
 #[test]

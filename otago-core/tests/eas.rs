@@ -10,7 +10,7 @@ use otago_core::{
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
 
 fn fixture(name: &str) -> String {

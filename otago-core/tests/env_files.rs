@@ -11,7 +11,7 @@ use otago_core::{
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
 
 /// The fixture's four `.env*` files, by name.

@@ -1,5 +1,5 @@
-//! Golden tests on the real `expo export` fixture: every launch asset and asset of
-//! dist-v1 and dist-v2, on both platforms, hashes to literals obtained independently
+//! Golden tests on the example app's two real `expo export`s: every launch asset and asset of
+//! exports/v1 and exports/v2, on both platforms, hashes to literals obtained independently
 //! (`openssl dgst -sha256 -binary | basenc --base64url` and `md5sum`).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests read the fixture
 
@@ -7,62 +7,63 @@ use otago_core::{AssetDescription, ExportMetadata, Platform};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
 
-/// (export, platform, path, hash, key)
+/// (export, platform, path, hash, key); the commands that computed them are in
+/// examples/expo-app/GOLDEN.md.
 const GOLDEN: &[(&str, Platform, &str, &str, &str)] = &[
     (
-        "dist-v1",
+        "exports/v1",
         Platform::Android,
-        "_expo/static/js/android/index-b3cda7561d1345808bdc84bb4e478f12.hbc",
-        "cPIAt51p6CiYlW7adCw4IHpnPr5wthQYe9E1vj4ERyY",
-        "f056361ad3e17a80367d93f69123003a",
+        "_expo/static/js/android/index-7271115a55d7c1fdee4e4ea6aa317dcf.hbc",
+        "IGx5kzjr9BZ3i8_AfR-bFDdAzn9jumlnw5WCaNSS2dw",
+        "d22123d0c9aa2acff70c9cb181409a2d",
     ),
     (
-        "dist-v1",
+        "exports/v1",
         Platform::Ios,
-        "_expo/static/js/ios/index-0e63ac84fbed243efbc2880f4cb64c2f.hbc",
-        "H0OX7vI9Rh2KcvrXnnAJIhnoxIRduuGbWbLiFmitPhY",
-        "68e764268ac3b4e5b34fd371f3fbc11f",
+        "_expo/static/js/ios/index-17db1bcc5eb02aebfc93514b328cbb77.hbc",
+        "wwHDNb1EgGqHcGh_CGgcGIAAjiGHJM8ART5k-dVJyKg",
+        "6356d5c6e7b26329e2b1b76600ac5bf0",
     ),
     (
-        "dist-v2",
+        "exports/v2",
         Platform::Android,
-        "_expo/static/js/android/index-f9b31bbe4191924e6f5c5f723ab09d0a.hbc",
-        "fRpFlTLAG5I_5SJ-C4qw-qSDERNdfdtz3c85qEWlKK8",
-        "aa620b327e17e531afd1ce6b0bda0253",
+        "_expo/static/js/android/index-4e699408b12b7192f891cd77cefac1b9.hbc",
+        "2DdhaJIJZ9FHFsLt4jDfa6L6obns5lpL693fJ7dUX_I",
+        "8e8caf82efe8b05683b5010ccca273fd",
     ),
     (
-        "dist-v2",
+        "exports/v2",
         Platform::Ios,
-        "_expo/static/js/ios/index-6a33e65cf0608d245220d8f3d2014e58.hbc",
-        "cT9Zg23o5KF-XWjT6w1G1pp1PIueulo3-Eky4lIfxic",
-        "0e56fea517996777f8c5cb21b5dd0980",
+        "_expo/static/js/ios/index-00a3d570fc8c0ce5371590dd50230874.hbc",
+        "oF-4qHNfQX-h6Oo7wfrQYKzYmWDN6OvxIctuJvrlssM",
+        "fd58a2cb92880bab38661731c29b2572",
     ),
 ];
 
 /// The three assets, identical in both exports and on both platforms: (path, ext, hash, key, content type).
 const ASSETS: &[(&str, &str, &str, &str, &str)] = &[
     (
-        "assets/3523082802aefe220c051eaed39a7a91",
+        "assets/facc97ed08d5905ea2ff8a166e3e22f6",
         "ttf",
-        "W8YHdzvDpyIYk2mKdhQxQkr9Vmt6UMOPic38oaFHtzs",
-        "3523082802aefe220c051eaed39a7a91",
+        "fL_9vrNtgeioRwLvCzltdIR0BcNxe3D63ZwTGQGnLFw",
+        "facc97ed08d5905ea2ff8a166e3e22f6",
         "font/ttf",
     ),
     (
-        "assets/b8705599ac8b36d2971a5bed3e7aa7db",
+        "assets/132c75f3562526da642197f0fcaa9509",
         "png",
-        "HNy7BYkKI5AU6BU1K8rwzVod7vtxeOxrVBsaHYcfSBY",
-        "b8705599ac8b36d2971a5bed3e7aa7db",
+        "HApQfGnxLo8fdL3FZxL1OfVupTj-ON-GOsszJjCN3-Q",
+        "132c75f3562526da642197f0fcaa9509",
         "image/png",
     ),
     (
-        "assets/ddee97c3372f9909e31aa43b3f3fdbd0",
+        "assets/c94369674bfb018ba2eaa7fcbd438312",
         "png",
-        "YL9ry49u_ray192TEdBQg5B9Vn4tFEzFpIQtUNjA8UA",
-        "ddee97c3372f9909e31aa43b3f3fdbd0",
+        "2Fu5jtZ3dt1XDBNygiTrlbzxd2IHtY_NnZyUy6-2BHQ",
+        "c94369674bfb018ba2eaa7fcbd438312",
         "image/png",
     ),
 ];
@@ -88,7 +89,7 @@ fn launch_assets_hash_to_golden_values() {
 
 #[test]
 fn assets_hash_to_golden_values_on_every_export_and_platform() {
-    for export in ["dist-v1", "dist-v2"] {
+    for export in ["exports/v1", "exports/v2"] {
         let metadata = ExportMetadata::parse(&read(export, "metadata.json")).unwrap();
         for platform in Platform::ALL {
             let listed = &metadata.platform(platform).unwrap().assets;

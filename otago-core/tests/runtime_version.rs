@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
 
 /// The fixture's whole app.json (with its top-level `expo` key).
@@ -34,10 +34,10 @@ fn reason(result: Result<RuntimeVersion, Error>) -> String {
 #[test]
 fn app_version_policy_of_the_fixture() {
     let app = app_json();
-    assert_eq!(resolved(&app, Platform::Ios), "1.2.3");
-    assert_eq!(resolved(&app, Platform::Android), "1.2.3");
+    assert_eq!(resolved(&app, Platform::Ios), "1.0.0");
+    assert_eq!(resolved(&app, Platform::Android), "1.0.0");
     // The `expo` object alone works the same.
-    assert_eq!(resolved(&app["expo"], Platform::Ios), "1.2.3");
+    assert_eq!(resolved(&app["expo"], Platform::Ios), "1.0.0");
     assert_eq!(
         runtime_version_policy(&app, Platform::Ios).unwrap(),
         Some(RuntimeVersionPolicy::AppVersion)
@@ -48,12 +48,12 @@ fn app_version_policy_of_the_fixture() {
 fn native_version_policy() {
     let mut app = app_json();
     app["expo"]["runtimeVersion"] = json!({"policy": "nativeVersion"});
-    assert_eq!(resolved(&app, Platform::Ios), "1.2.3(45)");
-    assert_eq!(resolved(&app, Platform::Android), "1.2.3(45)");
+    assert_eq!(resolved(&app, Platform::Ios), "1.0.0(45)");
+    assert_eq!(resolved(&app, Platform::Android), "1.0.0(45)");
 
     app["expo"]["ios"]["version"] = json!("2.0.0");
     assert_eq!(resolved(&app, Platform::Ios), "2.0.0(45)");
-    assert_eq!(resolved(&app, Platform::Android), "1.2.3(45)");
+    assert_eq!(resolved(&app, Platform::Android), "1.0.0(45)");
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn plain_string_and_per_platform_overrides() {
     app["expo"]["ios"]["runtimeVersion"] = json!("ios-only-1");
     app["expo"]["android"]["runtimeVersion"] = json!({"policy": "nativeVersion"});
     assert_eq!(resolved(&app, Platform::Ios), "ios-only-1");
-    assert_eq!(resolved(&app, Platform::Android), "1.2.3(45)");
+    assert_eq!(resolved(&app, Platform::Android), "1.0.0(45)");
 
     // A null override falls back to the top level.
     app["expo"]["ios"]["runtimeVersion"] = Value::Null;

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
 
 fn fixture_path(rel: &str) -> PathBuf {
@@ -107,7 +107,7 @@ fn utc(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Syste
 #[test]
 fn fixture_key_signature_verifies_with_openssl_and_tampered_bytes_do_not() {
     let dir = temp_dir("openssl-verify");
-    let data = std::fs::read(fixture_path("dist-v1/metadata.json")).unwrap();
+    let data = std::fs::read(fixture_path("exports/v1/metadata.json")).unwrap();
     let signature = fixture_key().sign(&data);
     assert_eq!(
         signature.as_bytes().len(),
@@ -127,7 +127,7 @@ fn fixture_key_signature_verifies_with_openssl_and_tampered_bytes_do_not() {
 #[test]
 fn signature_made_by_openssl_verifies_with_certificate_and_public_key_pem() {
     let dir = temp_dir("openssl-sign");
-    let data = fixture("dist-v1/metadata.json");
+    let data = fixture("exports/v1/metadata.json");
     let data_file = dir.join("data");
     let sig_file = dir.join("sig.bin");
     std::fs::write(&data_file, &data).unwrap();
@@ -184,7 +184,7 @@ fn pkcs8_key_converted_by_openssl_signs_identically_to_pkcs1_key() {
     assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----"), "{pkcs8}");
 
     let key = SigningKey::from_pem(&pkcs8).unwrap();
-    let data = fixture("dist-v1/metadata.json");
+    let data = fixture("exports/v1/metadata.json");
     assert_eq!(
         key.sign(data.as_bytes()),
         fixture_key().sign(data.as_bytes())
@@ -334,22 +334,22 @@ fn fixture_certificate_meets_client_requirements_in_2030() {
     let cert = fixture_cert();
     let report = cert.report(utc(2030, 1, 1, 0, 0, 0));
     assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!(report.common_name.as_deref(), Some("Fixture App"));
-    assert_eq!(cert.common_name().as_deref(), Some("Fixture App"));
-    assert_eq!(report.not_before, utc(2026, 11, 27, 16, 40, 40));
-    assert_eq!(report.not_after, utc(2046, 11, 27, 16, 40, 40));
+    assert_eq!(report.common_name.as_deref(), Some("Otago Example (TEST KEY)"));
+    assert_eq!(cert.common_name().as_deref(), Some("Otago Example (TEST KEY)"));
+    assert_eq!(report.not_before, utc(2026, 11, 27, 17, 42, 55));
+    assert_eq!(report.not_after, utc(2056, 11, 27, 17, 42, 55));
     cert.check(utc(2030, 1, 1, 0, 0, 0)).unwrap();
 }
 
 #[test]
-fn fixture_certificate_is_expired_in_2050() {
+fn fixture_certificate_is_expired_in_2060() {
     let cert = fixture_cert();
-    let when = utc(2050, 1, 1, 0, 0, 0);
+    let when = utc(2060, 1, 1, 0, 0, 0);
     let report = cert.report(when);
     assert_eq!(
         report.problems,
         [CertificateProblem::Expired {
-            not_after: utc(2046, 11, 27, 16, 40, 40)
+            not_after: utc(2056, 11, 27, 17, 42, 55)
         }]
     );
     assert!(report.days_until_expiry < 0);
@@ -357,7 +357,7 @@ fn fixture_certificate_is_expired_in_2050() {
         panic!("an expired certificate must fail the check");
     };
     assert!(
-        reason.contains("expired on 2046-11-27T16:40:40Z"),
+        reason.contains("expired on 2056-11-27T17:42:55Z"),
         "{reason}"
     );
     assert!(reason.contains("new runtime version"), "{reason}");
@@ -374,7 +374,7 @@ fn fixture_certificate_is_not_yet_valid_in_2020() {
     let err = cert.check(utc(2020, 1, 1, 0, 0, 0)).unwrap_err();
     assert!(
         err.to_string()
-            .contains("not valid before 2026-11-27T16:40:40Z"),
+            .contains("not valid before 2026-11-27T17:42:55Z"),
         "{err}"
     );
 }
@@ -382,23 +382,25 @@ fn fixture_certificate_is_not_yet_valid_in_2020() {
 #[test]
 fn certificate_validity_bounds_are_inclusive() {
     let cert = fixture_cert();
-    assert!(cert.report(utc(2026, 11, 27, 16, 40, 40)).is_ok());
-    assert!(!cert.report(utc(2026, 11, 27, 16, 40, 39)).is_ok());
-    assert!(cert.report(utc(2046, 11, 27, 16, 40, 40)).is_ok());
-    assert!(!cert.report(utc(2046, 11, 27, 16, 40, 41)).is_ok());
+    assert!(cert.report(utc(2026, 11, 27, 17, 42, 55)).is_ok());
+    assert!(!cert.report(utc(2026, 11, 27, 17, 42, 54)).is_ok());
+    assert!(cert.report(utc(2056, 11, 27, 17, 42, 55)).is_ok());
+    assert!(!cert.report(utc(2056, 11, 27, 17, 42, 56)).is_ok());
 }
 
 #[test]
 fn days_until_expiry_counts_whole_days_rounded_down() {
-    // The fixture certificate's notAfter is 2046-11-27 16:40:40 UTC.
+    // The fixture certificate's notAfter is 2056-11-27 17:42:55 UTC
+    // (`openssl x509 -noout -enddate -in examples/expo-app/certs/certificate.pem`).
     let cert = fixture_cert();
     let days = |t| cert.report(t).days_until_expiry;
-    assert_eq!(days(utc(2046, 11, 17, 16, 40, 40)), 10);
-    assert_eq!(days(utc(2046, 11, 17, 16, 40, 41)), 9);
-    assert_eq!(days(utc(2046, 11, 27, 16, 40, 40)), 0);
-    assert_eq!(days(utc(2046, 11, 27, 16, 40, 41)), -1);
-    // 2030-01-01 to 2046-01-01 is 16 years with 4 leap days; then 330 days and 16:40:40.
-    assert_eq!(days(utc(2030, 1, 1, 0, 0, 0)), 16 * 365 + 4 + 330);
+    assert_eq!(days(utc(2056, 11, 17, 17, 42, 55)), 10);
+    assert_eq!(days(utc(2056, 11, 17, 17, 42, 56)), 9);
+    assert_eq!(days(utc(2056, 11, 27, 17, 42, 55)), 0);
+    assert_eq!(days(utc(2056, 11, 27, 17, 42, 56)), -1);
+    // 2030-01-01 to 2056-01-01 is 26 years with 6 leap days; then 331 days (2056 is a leap
+    // year) and 17:42:55.
+    assert_eq!(days(utc(2030, 1, 1, 0, 0, 0)), 26 * 365 + 6 + 331);
 }
 
 #[test]
@@ -585,7 +587,7 @@ fn generated_key_signature_verifies_with_openssl_against_generated_certificate()
     let cert_file = dir.join("certificate.pem");
     std::fs::write(&cert_file, &generated().certificate_pem).unwrap();
     let key = SigningKey::from_pem(&generated().private_key_pem).unwrap();
-    let data = fixture("dist-v1/metadata.json");
+    let data = fixture("exports/v1/metadata.json");
     let signature = key.sign(data.as_bytes());
     assert!(openssl_verifies(
         &dir,
@@ -649,7 +651,9 @@ fn garbage_or_wrong_pem_gives_invalid_key_errors() {
     let public_pem = fixture("keys/public-key.pem");
     let private_pem = fixture("keys/private-key.pem");
     let truncated = &private_pem[..private_pem.len() / 2];
-    let corrupt = private_pem.replacen("MIIEp", "MIIEq", 1);
+    // `MIIE…` (DER: a SEQUENCE of 0x04.. bytes) made `MIIF…` claims 256 more bytes than follow.
+    let corrupt = private_pem.replacen("MIIE", "MIIF", 1);
+    assert_ne!(corrupt, private_pem);
     let two_keys = format!("{private_pem}{private_pem}");
     let garbage = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
     let encrypted =

@@ -114,7 +114,8 @@ pub struct ServeArgs {
     /// command that fetches its manifest.
     #[arg(long)]
     pub demo: bool,
-    /// The example app the demo publishes (an `expo export` in `dist/`, keys in `keys/`).
+    /// The example app the demo publishes (an `expo export` in `dist/` or `exports/v1/`, keys in
+    /// `keys/`).
     #[arg(long, default_value = DEFAULT_DEMO_APP_DIR)]
     pub demo_app_dir: PathBuf,
     /// Log filter (tracing-subscriber syntax).

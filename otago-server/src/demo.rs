@@ -74,13 +74,13 @@ fn read_app(app_dir: &Path) -> Result<DemoApp, StartError> {
         ),
         Err(_) => None,
     };
-    let dist = ["dist", "dist-v1"]
+    let dist = ["dist", "exports/v1"]
         .iter()
         .map(|name| app_dir.join(name))
         .find(|dir| dir.join("metadata.json").exists())
         .ok_or_else(|| {
             StartError(format!(
-                "demo: no dist/metadata.json in {}",
+                "demo: no dist/metadata.json (nor exports/v1/metadata.json) in {}; run `npx expo export` there first",
                 app_dir.display()
             ))
         })?;

@@ -64,7 +64,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
     let project = Project::create("fixture");
 
     // v1: every file travels, signed with the fixture key under keyid "main".
-    let v1 = project.deploy("dist-v1", "v1").ok().json();
+    let v1 = project.deploy("exports/v1", "v1").ok().json();
     assert_keys(
         &v1,
         &[
@@ -122,7 +122,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
 
     // A device gets v1: signed (openssl agrees), every asset downloads with its hash and key.
     let metadata =
-        ExportMetadata::parse(&std::fs::read(fixture("dist-v1/metadata.json")).unwrap()).unwrap();
+        ExportMetadata::parse(&std::fs::read(fixture("exports/v1/metadata.json")).unwrap()).unwrap();
     for platform in Platform::ALL {
         let (manifest, _) = served_manifest(&project, platform);
         assert_eq!(manifest.id.to_string(), update_id(&v1, platform.as_str()));
@@ -141,14 +141,14 @@ fn deploy_then_roll_back_and_out_end_to_end() {
             assert_eq!(asset_key(&bytes), asset.key, "{}", asset.url);
         }
         let bundle = std::fs::read(
-            fixture("dist-v1").join(metadata.platform(platform).unwrap().bundle.as_str()),
+            fixture("exports/v1").join(metadata.platform(platform).unwrap().bundle.as_str()),
         )
         .unwrap();
         assert_eq!(manifest.launch_asset.hash, asset_hash(&bundle));
     }
 
     // v2: only the two bundles travel; the three assets are reused.
-    let v2 = project.deploy("dist-v2", "v2").ok().json();
+    let v2 = project.deploy("exports/v2", "v2").ok().json();
     assert_eq!(v2["assets"]["uploaded"], 2, "{v2:#}");
     assert_eq!(v2["assets"]["uploaded_bundles"], 2);
     assert_eq!(v2["assets"]["reused"], 3);
@@ -308,7 +308,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
         assert_eq!(manifest.id.to_string(), id);
         assert_ne!(id, update_id(&v1, platform.as_str()));
         let bundle = std::fs::read(
-            fixture("dist-v1").join(metadata.platform(platform).unwrap().bundle.as_str()),
+            fixture("exports/v1").join(metadata.platform(platform).unwrap().bundle.as_str()),
         )
         .unwrap();
         assert_eq!(
@@ -405,7 +405,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
                 "--project",
                 &project.reference,
                 "--input-dir",
-                &crate::harness::fixture_str("dist-v2"),
+                &crate::harness::fixture_str("exports/v2"),
                 "--app-dir",
                 &project.app_dir_str(),
             ],
@@ -439,7 +439,7 @@ fn deploy_single_platform_with_runtime_version_override() {
                 "--platform",
                 "android",
                 "--input-dir",
-                &crate::harness::fixture_str("dist-v1"),
+                &crate::harness::fixture_str("exports/v1"),
                 "--app-dir",
                 &project.app_dir_str(),
                 "--runtime-version",
@@ -494,7 +494,7 @@ fn a_deploy_for_an_app_pointed_elsewhere_is_refused_naming_both_urls() {
 #[test]
 fn rollback_to_embedded_without_an_app_config_follows_the_project() {
     let project = Project::create("noconfig");
-    project.deploy("dist-v1", "v1").ok();
+    project.deploy("exports/v1", "v1").ok();
     let empty = tempfile::tempdir().unwrap();
     let report = project
         .run(

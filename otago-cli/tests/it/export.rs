@@ -20,7 +20,7 @@ case "$1 $2" in
       if [ "$1" = "--output-dir" ]; then out="$2"; fi
       shift
     done
-    cp -R "$OTAGO_TEST_FIXTURE/dist-v1/." "$out/"
+    cp -R "$OTAGO_TEST_FIXTURE/exports/v1/." "$out/"
     echo "App exported to: $out"
     ;;
   "expo config")

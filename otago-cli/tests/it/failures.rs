@@ -13,7 +13,7 @@ fn deploying_to_an_unreachable_server_says_so() {
             "--project",
             "p_abcdefghij",
             "--input-dir",
-            &fixture_str("dist-v1"),
+            &fixture_str("exports/v1"),
             "--app-dir",
             FIXTURE,
         ],
@@ -53,7 +53,7 @@ fn deploying_with_a_revoked_key_is_refused_and_publishes_nothing() {
     assert_eq!(revoked["revoked"], true);
     assert_eq!(revoked["id"], project.key_id.as_str());
 
-    let run = project.deploy("dist-v1", "must not land");
+    let run = project.deploy("exports/v1", "must not land");
     assert_eq!(run.code, i32::from(OtagoExitCode::AUTH), "{run:?}");
     assert!(run.stderr.contains("401"), "{}", run.stderr);
     assert!(
@@ -78,7 +78,7 @@ fn deploying_an_export_changed_after_the_fact_is_refused_and_publishes_nothing()
     let project = Project::create("tampered");
     let dir = tempfile::tempdir().unwrap();
     let dist = dir.path().join("dist");
-    copy_dir(&fixture("dist-v1"), &dist);
+    copy_dir(&fixture("exports/v1"), &dist);
     let asset = dist.join("assets/b8705599ac8b36d2971a5bed3e7aa7db");
     let mut bytes = std::fs::read(&asset).unwrap();
     bytes[100] ^= 0xff;
@@ -165,7 +165,7 @@ fn deploying_with_a_key_that_does_not_match_the_app_certificate_is_refused() {
             "--project",
             &project.reference,
             "--input-dir",
-            &fixture_str("dist-v1"),
+            &fixture_str("exports/v1"),
             "--app-dir",
             FIXTURE,
         ],
@@ -187,7 +187,7 @@ fn deploying_with_a_key_that_does_not_match_the_app_certificate_is_refused() {
             "--project",
             &project.reference,
             "--input-dir",
-            &fixture_str("dist-v1"),
+            &fixture_str("exports/v1"),
             "--app-dir",
             FIXTURE,
         ],

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// The Expo SDK 56 fixture (read in place, never copied into the project).
 pub(crate) const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
+    "/../examples/expo-app"
 );
 
 /// The id of the update built into the imaginary device's binary.

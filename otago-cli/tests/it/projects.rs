@@ -229,7 +229,7 @@ fn project_settings_require_signing_end_to_end() {
     assert_eq!(before["certificate"], Value::Null);
 
     // v1, signed, before signing is required: its assets are on the server from now on.
-    let v1 = project.deploy("dist-v1", "v1").ok().json();
+    let v1 = project.deploy("exports/v1", "v1").ok().json();
     let v1_group = v1["group"].as_str().unwrap();
     assert_eq!(
         publish_directly(&project, v1_group, None),
@@ -293,7 +293,7 @@ fn project_settings_require_signing_end_to_end() {
             "--project",
             &project.reference,
             "--input-dir",
-            &fixture_str("dist-v2"),
+            &fixture_str("exports/v2"),
             "--app-dir",
             FIXTURE,
         ],
@@ -325,7 +325,7 @@ fn project_settings_require_signing_end_to_end() {
     assert_eq!(project.group_count(), 2, "nothing landed since");
 
     // Signed with the fixture key: published, and devices get it with a valid signature.
-    let v2 = project.deploy("dist-v2", "v2").ok().json();
+    let v2 = project.deploy("exports/v2", "v2").ok().json();
     let response = fetch_update(&project.update_url, Platform::Ios, "1.2.3");
     let served = parts(&response);
     let manifest = served.iter().find(|p| p.name == "manifest").unwrap();

@@ -285,12 +285,12 @@ async fn api_publish_rollout_and_revert() {
     let server = Server::start().await;
     let project_ref = server.signing_project("rollout").await;
     let v1 = server
-        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
     // v2 at 0%: every device keeps v1.
-    server.upload_export(&project_ref, export("dist-v2")).await;
+    server.upload_export(&project_ref, export("exports/v2")).await;
     let built = build_signed(
-        export("dist-v2"),
+        export("exports/v2"),
         &format!("{}/assets", server.url),
         now_ms(),
     );
@@ -497,7 +497,7 @@ async fn api_publish_checks_refuse_and_store_nothing() {
         .unwrap()
         .to_owned();
     let base = format!("{}/assets", server.url);
-    let export = export("dist-v1");
+    let export = export("exports/v1");
     let code = |response: reqwest::Response, status: u16| async move {
         json_of(response, status).await["error"]["code"]
             .as_str()
@@ -638,7 +638,7 @@ async fn api_adoption_is_counted_off_the_request_path() {
     let server = Server::start().await;
     let project_ref = server.signing_project("adoption").await;
     let published = server
-        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
     let current = published.manifests[&Platform::Ios].id.clone();
     for _ in 0..3 {
@@ -699,7 +699,7 @@ async fn api_restart_serves_the_same_answers() {
     let server = Server::start().await;
     let project_ref = server.signing_project("restart").await;
     let published = server
-        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
     let before = body(
         server

@@ -58,12 +58,12 @@ async fn memory_and_disk_serve_the_same_bytes() {
         let project = server.create_project("bytes", "production").await;
         let project_ref = project["ref"].as_str().unwrap().to_owned();
         server
-            .upload_export(&project_ref, crate::harness::export("dist-v1"))
+            .upload_export(&project_ref, crate::harness::export("exports/v1"))
             .await;
         servers.push(server);
     }
     let mut sizes = Vec::new();
-    for platform in &crate::harness::export("dist-v1").platforms {
+    for platform in &crate::harness::export("exports/v1").platforms {
         for file in platform.described.files() {
             let bytes = &platform.files[file.path.as_str()];
             let hash = &file.description.hash;

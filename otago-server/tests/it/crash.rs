@@ -129,7 +129,7 @@ fn crash_during_upload_and_publish_keeps_the_store_consistent() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
-    // A project with dist-v1 published.
+    // A project with exports/v1 published.
     let (mut child, base) = spawn(dir.path());
     let client = Client {
         http: reqwest::Client::new(),
@@ -157,9 +157,9 @@ fn crash_during_upload_and_publish_keeps_the_store_consistent() {
                 .status()
                 .is_success()
         );
-        client.upload(&project_ref, &files_of("dist-v1")).await;
+        client.upload(&project_ref, &files_of("exports/v1")).await;
         let built = build_signed(
-            export("dist-v1"),
+            export("exports/v1"),
             &format!("{base}/assets"),
             now_ms() - 60_000,
         );
@@ -177,7 +177,7 @@ fn crash_during_upload_and_publish_keeps_the_store_consistent() {
     });
 
     // kill -9 halfway through uploading the v2 bundle.
-    let (hash, _, bundle) = files_of("dist-v2").into_iter().next().unwrap();
+    let (hash, _, bundle) = files_of("exports/v2").into_iter().next().unwrap();
     runtime.block_on(async {
         let addr = base.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -210,8 +210,8 @@ fn crash_during_upload_and_publish_keeps_the_store_consistent() {
             .count();
         assert_eq!(leftovers, 0, "the killed upload's temp file is cleared at start");
         // Upload v2 for real, then kill -9 right after sending the publish.
-        client.upload(&project_ref, &files_of("dist-v2")).await;
-        let built = build_signed(export("dist-v2"), &format!("{base}/assets"), now_ms() - 30_000);
+        client.upload(&project_ref, &files_of("exports/v2")).await;
+        let built = build_signed(export("exports/v2"), &format!("{base}/assets"), now_ms() - 30_000);
         let body = serde_json::to_vec(&publish_body(RUNTIME, &built, None)).unwrap();
         let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
         let head = format!(
@@ -245,7 +245,7 @@ fn crash_during_upload_and_publish_keeps_the_store_consistent() {
         } else {
             assert_ne!(served, v1_id);
         }
-        let retry = build_signed(export("dist-v2"), &format!("{base}/assets"), now_ms());
+        let retry = build_signed(export("exports/v2"), &format!("{base}/assets"), now_ms());
         let response = client
             .admin(
                 Method::POST,

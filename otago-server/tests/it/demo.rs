@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::{EXAMPLE_APP, FIXTURE, Server, body, parse_multipart};
+use crate::harness::{FIXTURE, Server, body, parse_multipart};
 
 /// Runs a curl-like request from the demo's printed command.
 fn headers_of(curl: &str) -> Vec<(String, String)> {
@@ -22,7 +22,9 @@ fn headers_of(curl: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn demo_serves(server: &Server, app_dir: &Path) {
+/// Runs the demo on `app_dir`, checks the signed answer, and returns the platform its curl
+/// command asks as and the launch asset's bytes.
+async fn demo_serves(server: &Server, app_dir: &Path) -> (String, Vec<u8>) {
     let outcome = otago_server::run_demo(&server.state, app_dir)
         .await
         .unwrap();
@@ -35,7 +37,13 @@ async fn demo_serves(server: &Server, app_dir: &Path) {
     let url = format!("{}/manifest/{}", server.url, outcome.project_ref);
     assert!(outcome.curl.contains(&url), "{}", outcome.curl);
     let mut request = server.client.get(&url);
-    for (name, value) in headers_of(&outcome.curl) {
+    let headers = headers_of(&outcome.curl);
+    let platform = headers
+        .iter()
+        .find(|(name, _)| name == "expo-platform")
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    for (name, value) in headers {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();
@@ -75,20 +83,53 @@ async fn demo_serves(server: &Server, app_dir: &Path) {
         (Some("example"), Some("production"))
     );
     assert_eq!(project["require_signing"], true);
+    (platform, bundle)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// The launch asset of `platform` in the fixture's export `name`.
+fn fixture_bundle(name: &str, platform: &str) -> Vec<u8> {
+    let dir = Path::new(FIXTURE).join(name);
+    let metadata: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    let bundle = metadata["fileMetadata"][platform]["bundle"].as_str().unwrap();
+    std::fs::read(dir.join(bundle)).unwrap()
 }
 
 #[tokio::test]
 async fn demo_mode_publishes_the_example_app_and_serves_it() {
     let server = Server::start().await;
-    demo_serves(&server, Path::new(EXAMPLE_APP)).await;
+    let (platform, bundle) = demo_serves(&server, Path::new(FIXTURE)).await;
     server.stop().await;
+    assert_eq!(bundle, fixture_bundle("exports/v1", &platform));
 }
 
+/// An app folder as `npx expo export` leaves it: the export in `dist/`, no `exports/`.
 #[tokio::test]
-async fn demo_mode_works_on_the_fixture_layout() {
+async fn demo_mode_works_on_an_app_with_dist() {
+    let app = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for file in ["app.json", "expo-config.public.json"] {
+        std::fs::copy(Path::new(FIXTURE).join(file), app.path().join(file)).unwrap();
+    }
+    for dir in ["keys", "certs"] {
+        copy_dir(&Path::new(FIXTURE).join(dir), &app.path().join(dir));
+    }
+    copy_dir(&Path::new(FIXTURE).join("exports/v2"), &app.path().join("dist"));
     let server = Server::start().await;
-    demo_serves(&server, Path::new(FIXTURE)).await;
+    let (platform, bundle) = demo_serves(&server, app.path()).await;
     server.stop().await;
+    assert_eq!(bundle, fixture_bundle("exports/v2", &platform));
 }
 
 #[test]

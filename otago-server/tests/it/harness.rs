@@ -13,17 +13,13 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-/// The shared test fixture: a real `expo export` (dist-v1, dist-v2) with TEST keys.
-pub(crate) const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/expo-sdk56"
-);
-/// The example app the demo publishes.
-pub(crate) const EXAMPLE_APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
+/// The test fixture, the example app the demo publishes: two real `expo export`s of it
+/// (exports/v1, exports/v2) with TEST keys.
+pub(crate) const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 /// The admin token of every test server.
 pub(crate) const ADMIN: &str = "otago_admin_integration_test_token_0123456789";
-/// The fixture's runtime version (appVersion policy, version 1.2.3).
-pub(crate) const RUNTIME: &str = "1.2.3";
+/// The fixture's runtime version (appVersion policy, version 1.0.0).
+pub(crate) const RUNTIME: &str = "1.0.0";
 /// The fixture's code signing key id.
 pub(crate) const KEYID: &str = "main";
 /// What expo-updates 57 sends as `accept`.
@@ -302,11 +298,11 @@ pub(crate) struct Export {
     pub(crate) platforms: Vec<PlatformFiles>,
 }
 
-/// Reads `dist-v1` or `dist-v2` of the fixture (cached).
+/// Reads `exports/v1` or `exports/v2` of the fixture (cached).
 pub(crate) fn export(dist: &str) -> &'static Export {
     static V1: OnceLock<Export> = OnceLock::new();
     static V2: OnceLock<Export> = OnceLock::new();
-    let cell = if dist == "dist-v1" { &V1 } else { &V2 };
+    let cell = if dist == "exports/v1" { &V1 } else { &V2 };
     cell.get_or_init(|| read_export(&fixture(dist)))
 }
 
@@ -610,8 +606,8 @@ pub(crate) async fn raw(addr: &str, request: &[u8]) -> (u16, String, Vec<u8>) {
     (status, head, body)
 }
 
-/// A server shared by the read-only protocol tests: project with signing, dist-v1 published,
-/// then dist-v2. It runs on its own thread and runtime for the whole test binary.
+/// A server shared by the read-only protocol tests: project with signing, exports/v1 published,
+/// then exports/v2. It runs on its own thread and runtime for the whole test binary.
 pub(crate) struct Shared {
     pub(crate) url: String,
     pub(crate) addr: String,
@@ -651,11 +647,11 @@ pub(crate) fn shared() -> &'static Shared {
                 let project_ref = server.signing_project("shared").await;
                 let t = now_ms() - 60_000;
                 let v1 = server
-                    .publish_export(&project_ref, export("dist-v1"), t)
+                    .publish_export(&project_ref, export("exports/v1"), t)
                     .await
                     .manifests;
                 let v2 = server
-                    .publish_export(&project_ref, export("dist-v2"), t + 1000)
+                    .publish_export(&project_ref, export("exports/v2"), t + 1000)
                     .await
                     .manifests;
                 tx.send(Shared {

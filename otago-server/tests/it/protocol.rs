@@ -1,4 +1,4 @@
-//! Checklist C1–C39 of PROTOCOL.md §12 against the real server, with dist-v1 then dist-v2 of
+//! Checklist C1–C39 of PROTOCOL.md §12 against the real server, with exports/v1 then exports/v2 of
 //! the fixture published (signed with its TEST key).
 
 use otago_core::Platform;
@@ -340,12 +340,12 @@ async fn c15_c16_directive_responses_have_only_a_known_directive() {
     }
 }
 
-/// A server with dist-v1 published and then a signed rollback to the embedded update.
+/// A server with exports/v1 published and then a signed rollback to the embedded update.
 async fn rollback_server() -> (Server, String, String) {
     let server = Server::start().await;
     let project_ref = server.signing_project("rollback").await;
     let published = server
-        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
     let commit_time = otago_core::Timestamp::from_unix_millis(now_ms()).unwrap();
     let directive = otago_core::Directive::roll_back_to_embedded(commit_time).to_bytes();

@@ -91,7 +91,7 @@ async fn security_key_of_another_project_is_403() {
             .unwrap();
         assert_eq!(response.status(), 403, "{method} {path}");
     }
-    let export = export("dist-v1");
+    let export = export("exports/v1");
     let built = build_signed(export, &format!("{}/assets", server.url), now_ms());
     let response = server
         .request(Method::POST, &format!("/api/v1/projects/{b}/groups"))
@@ -439,9 +439,9 @@ async fn security_publish_with_bad_signature_is_refused() {
     let server = Server::start().await;
     let project_ref = server.signing_project("zeta").await;
     let before = server
-        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
-    let export = export("dist-v2");
+    let export = export("exports/v2");
     server.upload_export(&project_ref, export).await;
     let mut built = build_signed(export, &format!("{}/assets", server.url), now_ms());
     // Sign the iOS manifest, then change one byte of it: the signature no longer verifies.
