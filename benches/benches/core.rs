@@ -18,7 +18,7 @@ use otago_core::{
     Timestamp, UpdateId,
 };
 
-const BUNDLE: &str = "exports/v1/_expo/static/js/ios/index-0e63ac84fbed243efbc2880f4cb64c2f.hbc";
+const BUNDLE: &str = "exports/v1/_expo/static/js/ios/index-17db1bcc5eb02aebfc93514b328cbb77.hbc";
 
 fn ios_spec() -> ManifestSpec {
     let metadata = ExportMetadata::parse(&fixture_file("exports/v1/metadata.json")).unwrap();
@@ -30,7 +30,7 @@ fn ios_spec() -> ManifestSpec {
     ManifestSpec {
         id: UpdateId::from_random_bytes([42; 16]),
         created_at: Timestamp::from_unix_millis(1_767_225_600_000).unwrap(),
-        runtime_version: "1.2.3".to_owned(),
+        runtime_version: "1.0.0".to_owned(),
         launch_asset: files.launch_asset.description,
         assets: files
             .assets
@@ -109,7 +109,7 @@ fn answering(c: &mut Criterion) {
         ("Expo-Updates-Environment", b"BARE"),
         ("Expo-JSON-Error", b"true"),
         ("EAS-Client-ID", b"6f1c2f4e-93a8-4c55-8a3d-2f1e0b7c9d11"),
-        ("Expo-Runtime-Version", b"1.2.3"),
+        ("Expo-Runtime-Version", b"1.0.0"),
         (
             "Expo-Embedded-Update-ID",
             b"0c3a4f4e-1b2d-4e5f-8a9b-0c1d2e3f4a5b",

@@ -4,7 +4,7 @@
 # wrk's req/s on a shared VM move by ±10 % between rounds; instruction counts do not. This counts
 # the user-space instructions (otago-server, hyper, tokio, libc) the server executes per manifest
 # request, the same request as run.sh's (a): the headers expo-updates sends, answered with the
-# fixture's signed dist-v1 update. Kernel work (TCP, syscalls) is not counted: run.sh measures it.
+# fixture's signed exports/v1 update. Kernel work (TCP, syscalls) is not counted: run.sh measures it.
 #
 # How: a release build publishes the demo once (natively, in a temporary data folder), is stopped,
 # and is started again under callgrind on that folder. One keep-alive client sends WARMUP requests,
@@ -14,7 +14,7 @@
 # Run:   benches/load/instructions.sh            (≈ 1 minute plus the release build)
 # Knobs: REQUESTS=4000 WARMUP=300 TOP=25 (functions listed by their own instructions)
 #        BIN=<otago-server binary> to measure a given build instead of building this checkout
-#        FIXTURE=<repo>/../shared/fixtures/expo-sdk56
+#        FIXTURE=<repo>/examples/expo-app
 # Needs valgrind (callgrind_control, from Debian's valgrind package) and python3.
 
 set -euo pipefail
@@ -24,7 +24,7 @@ WARMUP=${WARMUP:-300}
 TOP=${TOP:-25}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-FIXTURE=$(cd "${FIXTURE:-$ROOT/../shared/fixtures/expo-sdk56}" && pwd)
+FIXTURE=$(cd "${FIXTURE:-$ROOT/examples/expo-app}" && pwd)
 
 log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -48,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK/app"
 for item in app.json expo-config.public.json keys certs; do ln -s "$FIXTURE/$item" "$WORK/app/$item"; done
-ln -s "$FIXTURE/dist-v1" "$WORK/app/dist"
+ln -s "$FIXTURE/exports/v1" "$WORK/app/dist"
 OTAGO_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export OTAGO_ADMIN_TOKEN
 

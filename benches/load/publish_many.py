@@ -2,7 +2,7 @@
 """Fills an otago-server store with many signed, published updates for the load benchmark.
 
 Used by run.sh (phase e). Talks to the management API on 127.0.0.1 only, with the admin token
-from OTAGO_ADMIN_TOKEN. The assets are already stored (the demo published dist-v1), so every
+from OTAGO_ADMIN_TOKEN. The assets are already stored (the demo published exports/v1), so every
 publish is a small JSON body: the demo's manifest text with a new id, a later createdAt and,
 where needed, another runtimeVersion, signed with the fixture's TEST key, through the same
 checks as any deploy (asset presence, signature against the project's certificate, newer

@@ -4,7 +4,7 @@
 # What it measures (wrk, THREADS=2 threads, CONNECTIONS=64 connections, DURATION=20s each,
 # after a WARMUP=3s run that is thrown away; wrk, the server and nginx share the machine's cores):
 #   a. otago-server's manifest endpoint, GET /manifest/<ref>, with the headers expo-updates
-#      sends (../shared/docs/PROTOCOL.md §2.2), answering the fixture's dist-v1 update, signed;
+#      sends (PROTOCOL.md §2.2), answering the example app's exports/v1 update, signed;
 #   b. nginx (worker_processes = cores, own temp config) serving the SAME response body bytes,
 #      fetched once from otago-server, as a static file with the same protocol headers;
 #   c. the 1.6 MB Android launch asset: otago-server's /assets/<hash> (identity encoding, sent
@@ -28,7 +28,7 @@
 #   (each comparison runs ROUNDS times, otago-server and nginx alternating; medians are reported)
 #   QUIET_WAIT=180 (before each run, wait up to this many seconds for the machine to be ≥ 90 %
 #   idle: other people's builds skew the numbers; the busy share is recorded either way)
-#   PLATFORM=android FIXTURE=<repo>/../shared/fixtures/expo-sdk56 RESULTS=<dir> KEEP_TMP=1
+#   PLATFORM=android FIXTURE=<repo>/examples/expo-app RESULTS=<dir> KEEP_TMP=1
 #
 # Needs python3 (publish_many.py signs with the `cryptography` package when it is there, with
 # `openssl` otherwise). Installing Debian's nginx package may start the system nginx on :80 where
@@ -49,7 +49,7 @@ PLATFORM=${PLATFORM:-android}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-FIXTURE=${FIXTURE:-$ROOT/../shared/fixtures/expo-sdk56}
+FIXTURE=${FIXTURE:-$ROOT/examples/expo-app}
 FIXTURE=$(cd "$FIXTURE" && pwd)
 
 log() { printf '[load %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -143,9 +143,9 @@ log "building otago-server (release)"
     die "cargo build failed, see $RESULTS/build.log"
 cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/otago-server" "$WORK/otago-server" # others rebuild it
 
-# --- otago-server with the fixture's dist-v1 published (demo mode, signed with its TEST key) ---
+# --- otago-server with the fixture's exports/v1 published (demo mode, signed with its TEST key) ---
 for item in app.json expo-config.public.json keys certs; do ln -s "$FIXTURE/$item" "$WORK/app/$item"; done
-ln -s "$FIXTURE/dist-v1" "$WORK/app/dist"
+ln -s "$FIXTURE/exports/v1" "$WORK/app/dist"
 OTAGO_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export OTAGO_ADMIN_TOKEN
 
@@ -167,7 +167,7 @@ start_server() { # name data-dir listen [extra args]: starts, waits for "listeni
     [ -n "$PORT" ] || die "otago-server did not start within 60 s"
 }
 
-log "starting otago-server in demo mode (publishes dist-v1)"
+log "starting otago-server in demo mode (publishes exports/v1)"
 start_server demo "$WORK/data" 127.0.0.1:0 --demo --demo-app-dir "$WORK/app"
 BASE=http://127.0.0.1:$PORT
 REF=$(sed -n 's/.* as project \(p_[a-z0-9]*\) .*/\1/p' "$RESULTS/server-demo.out")
@@ -204,7 +204,7 @@ HASH=$(grep -ao '"launchAsset":{"hash":"[A-Za-z0-9_-]\{43\}"' "$WORK/www/manifes
 [ -n "$HASH" ] || die "no launchAsset hash in the manifest"
 
 # The launch asset, identity encoding: must be the fixture's bundle, byte for byte.
-BUNDLE=$FIXTURE/dist-v1/$(json "$FIXTURE/dist-v1/metadata.json" "d['fileMetadata']['$PLATFORM']['bundle']")
+BUNDLE=$FIXTURE/exports/v1/$(json "$FIXTURE/exports/v1/metadata.json" "d['fileMetadata']['$PLATFORM']['bundle']")
 curl -sSf -o "$WORK/www/bundle.bin" -D "$RESULTS/bundle-headers.txt" "$BASE/assets/$HASH"
 cmp -s "$WORK/www/bundle.bin" "$BUNDLE" || die "/assets/$HASH is not $BUNDLE"
 grep -qi '^content-encoding' "$RESULTS/bundle-headers.txt" && die "the asset came compressed"

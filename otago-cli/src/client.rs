@@ -1113,7 +1113,9 @@ async fn api_error(method: &Method, path: &str, response: reqwest::Response) -> 
     } else {
         code
     };
-    let hint = if hint.is_empty() {
+    // A 401 is fixed in the CLI's settings (OTAGO_API_KEY, OTAGO_ADMIN_TOKEN), which the
+    // server's hint for HTTP clients (an `Authorization` header) does not name.
+    let hint = if hint.is_empty() || status == StatusCode::UNAUTHORIZED {
         default_hint(status).to_owned()
     } else {
         hint

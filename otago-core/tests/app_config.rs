@@ -6,10 +6,7 @@ use otago_core::{
 };
 use serde_json::{Value, json};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 const URL: &str = "http://127.0.0.1:3000/manifest/example";
 
 /// The fixture's whole app.json (with its top-level `expo` key).

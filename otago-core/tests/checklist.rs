@@ -1,4 +1,4 @@
-//! The conformance checklist of `shared/docs/PROTOCOL.md` §12, items C1–C39 (those the core
+//! The conformance checklist of `PROTOCOL.md` §12, items C1–C39 (those the core
 //! decides), one test each, on manifests built from the real `expo export` fixture and
 //! signed with its test key. Multipart bodies are read back with `multer`, signatures are
 //! verified with the `openssl` command line.
@@ -26,10 +26,7 @@ use otago_core::{
 };
 use serde_json::Value;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 const RUNTIME: &str = "1.0.0";
 const ASSET_BASE: &str = "https://updates.example.com/assets";
 const ACCEPT_ALL: &str = "multipart/mixed,application/expo+json,application/json";
@@ -901,22 +898,67 @@ fn served() -> Value {
     served_manifest(req().response(v1_and_v2())).1
 }
 
+/// The ids of v1 and v2 as canonical lowercase UUIDs, computed independently of the code under
+/// test: `python3 -c "import uuid; print(uuid.UUID(bytes=bytes([0x11] * 16), version=4))"`
+/// (and `[0x22] * 16`); version 4 sets the 13th digit to 4 and the variant bits of the 17th.
+const V1_ID: &str = "11111111-1111-4111-9111-111111111111";
+const V2_ID: &str = "22222222-2222-4222-a222-222222222222";
+
 #[test]
 fn c20_id_is_a_stable_canonical_lowercase_uuid() {
-    let id = served()["id"].as_str().unwrap().to_owned();
-    let groups: Vec<&str> = id.split('-').collect();
-    assert_eq!(
-        groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
-        [8, 4, 4, 4, 12],
-        "{id}"
+    let f = fixture();
+    // Every rendering of the newest update, each from updates prepared afresh (not the
+    // cached ones), carries v2's id, as a canonical lowercase UUID in the bytes themselves.
+    for accept in [ACCEPT_ALL, "application/expo+json", "application/json"] {
+        for protocol in [Some("1"), None] {
+            let updates = prepare(vec![
+                published(&f.v1_bytes, Some("main")),
+                published(&f.v2_bytes, Some("main")),
+            ]);
+            let mut request = req().set("accept", accept);
+            if protocol.is_none() {
+                request = request.without("expo-protocol-version");
+            }
+            let response = request.response(&updates);
+            let (bytes, manifest) = if accept == ACCEPT_ALL {
+                served_manifest(response)
+            } else {
+                let body = response.body().to_vec();
+                let json = serde_json::from_slice(&body).unwrap();
+                (body, json)
+            };
+            let label = format!("{accept} protocol {protocol:?}");
+            assert_eq!(manifest["id"], V2_ID, "{label}");
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                text.contains(&format!("\"id\":\"{V2_ID}\"")),
+                "{label}: {text}"
+            );
+        }
+    }
+    // With v1 alone, v1's id: the id follows the update, not the rendering.
+    let only_v1 = prepare(vec![published(&f.v1_bytes, Some("main"))]);
+    assert_eq!(served_manifest(req().response(&only_v1)).1["id"], V1_ID);
+    // An id in capitals reads back as the same, lowercase id.
+    let upper: UpdateId = V2_ID.to_uppercase().parse().unwrap();
+    assert_eq!(upper, f.v2.id);
+    assert_eq!(upper.to_string(), V2_ID);
+    // Never reused for different content: v2's bytes under v1's id are refused next to v1.
+    let v2_as_v1 = build_manifest("exports/v2", Platform::Ios, 0x11, T1, BTreeMap::new());
+    assert_eq!(v2_as_v1.id.to_string(), V1_ID);
+    assert_ne!(v2_as_v1.to_bytes(), f.v1_bytes);
+    let reused = PreparedUpdates::new(
+        vec![
+            published(&f.v1_bytes, Some("main")),
+            published(&v2_as_v1.to_bytes(), Some("main")),
+        ],
+        &AssetRequestHeaders::new(),
     );
     assert!(
-        id.bytes()
-            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-        "{id}"
+        matches!(reused, Err(Error::InvalidManifest { ref reason }) if reason.contains(V1_ID)),
+        "{:?}",
+        reused.err()
     );
-    assert_eq!(served()["id"], id, "stable across renderings");
-    assert_ne!(fixture().v1.id, fixture().v2.id);
 }
 
 #[test]

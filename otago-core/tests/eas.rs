@@ -8,10 +8,7 @@ use otago_core::{
     EasJson, EnvOptions, EnvSource, Error, HostOs, Platform, merge_eas_env, resolve_env,
 };
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{FIXTURE}/{name}")).unwrap()

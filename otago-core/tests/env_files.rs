@@ -9,10 +9,7 @@ use otago_core::{
     parse_env_file, resolve_env,
 };
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
 /// The fixture's four `.env*` files, by name.
 fn fixture_files() -> BTreeMap<String, String> {

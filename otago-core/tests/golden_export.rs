@@ -5,10 +5,7 @@
 
 use otago_core::{AssetDescription, ExportMetadata, Platform};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
 /// (export, platform, path, hash, key); the commands that computed them are in
 /// examples/expo-app/GOLDEN.md.

@@ -7,10 +7,7 @@ use otago_core::{
 };
 use serde_json::{Value, json};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
 /// The fixture's whole app.json (with its top-level `expo` key).
 fn app_json() -> Value {

@@ -15,10 +15,7 @@ use otago_core::{
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
 fn fixture_path(rel: &str) -> PathBuf {
     Path::new(FIXTURE).join(rel)
@@ -334,8 +331,14 @@ fn fixture_certificate_meets_client_requirements_in_2030() {
     let cert = fixture_cert();
     let report = cert.report(utc(2030, 1, 1, 0, 0, 0));
     assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!(report.common_name.as_deref(), Some("Otago Example (TEST KEY)"));
-    assert_eq!(cert.common_name().as_deref(), Some("Otago Example (TEST KEY)"));
+    assert_eq!(
+        report.common_name.as_deref(),
+        Some("Otago Example (TEST KEY)")
+    );
+    assert_eq!(
+        cert.common_name().as_deref(),
+        Some("Otago Example (TEST KEY)")
+    );
     assert_eq!(report.not_before, utc(2026, 11, 27, 17, 42, 55));
     assert_eq!(report.not_after, utc(2056, 11, 27, 17, 42, 55));
     cert.check(utc(2030, 1, 1, 0, 0, 0)).unwrap();

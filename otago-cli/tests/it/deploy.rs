@@ -35,7 +35,7 @@ fn fetch_update_as(
 
 /// The manifest a device on `platform` gets now, checked for its signature.
 fn served_manifest(project: &Project, platform: Platform) -> (Manifest, Vec<u8>) {
-    let response = fetch_update(&project.update_url, platform, "1.2.3");
+    let response = fetch_update(&project.update_url, platform, "1.0.0");
     let parts = parts(&response);
     let manifest = parts
         .iter()
@@ -88,7 +88,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
             update,
             &["platform", "id", "runtime_version", "group", "signed"],
         );
-        assert_eq!(update["runtime_version"], "1.2.3");
+        assert_eq!(update["runtime_version"], "1.0.0");
         assert_eq!(update["group"], v1["group"]);
     }
     let assets = &v1["assets"];
@@ -122,13 +122,14 @@ fn deploy_then_roll_back_and_out_end_to_end() {
 
     // A device gets v1: signed (openssl agrees), every asset downloads with its hash and key.
     let metadata =
-        ExportMetadata::parse(&std::fs::read(fixture("exports/v1/metadata.json")).unwrap()).unwrap();
+        ExportMetadata::parse(&std::fs::read(fixture("exports/v1/metadata.json")).unwrap())
+            .unwrap();
     for platform in Platform::ALL {
         let (manifest, _) = served_manifest(&project, platform);
         assert_eq!(manifest.id.to_string(), update_id(&v1, platform.as_str()));
-        assert_eq!(manifest.runtime_version, "1.2.3");
+        assert_eq!(manifest.runtime_version, "1.0.0");
         let client = &manifest.extra["expoClient"];
-        assert_eq!(client["name"], "Fixture App");
+        assert_eq!(client["name"], "Otago Example");
         assert!(
             client["updates"].get("codeSigningCertificate").is_none(),
             "expoClient is the public config"
@@ -337,7 +338,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
     assert_eq!(embedded["kind"], "rollback_to_embedded");
     assert_eq!(embedded["from_group"], Value::Null);
     for platform in Platform::ALL {
-        let response = fetch_update(&project.update_url, platform, "1.2.3");
+        let response = fetch_update(&project.update_url, platform, "1.0.0");
         let parts = parts(&response);
         let directive = parts
             .iter()
@@ -515,11 +516,11 @@ fn rollback_to_embedded_without_an_app_config_follows_the_project() {
         .json();
     assert_eq!(report["updates"].as_array().unwrap().len(), 1);
     assert_eq!(
-        report["updates"][0]["runtime_version"], "1.2.3",
+        report["updates"][0]["runtime_version"], "1.0.0",
         "the newest group's runtime version"
     );
     assert_eq!(report["message"], "Roll back to embedded");
-    let response = fetch_update(&project.update_url, Platform::Ios, "1.2.3");
+    let response = fetch_update(&project.update_url, Platform::Ios, "1.0.0");
     let parts = parts(&response);
     let directive = parts
         .iter()

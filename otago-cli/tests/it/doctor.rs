@@ -114,7 +114,7 @@ fn doctor_passes_on_the_fixture_set_up_for_the_project() {
         check(&report, "runtime-version-ios")["message"]
             .as_str()
             .unwrap()
-            .contains("1.2.3")
+            .contains("1.0.0")
     );
 
     // The text form: one ✓ line per check.

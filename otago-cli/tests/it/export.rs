@@ -186,5 +186,5 @@ fn turning_env_loading_off_keeps_the_env_files_out() {
     );
     assert!(log_text.contains("--platform ios\n"), "{log_text}");
     assert_eq!(report["env_files"], serde_json::json!([]));
-    assert_eq!(report["updates"][0]["runtime_version"], "1.2.3");
+    assert_eq!(report["updates"][0]["runtime_version"], "1.0.0");
 }

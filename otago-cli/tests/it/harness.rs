@@ -8,10 +8,7 @@ use otago_core::{Platform, SignatureHeader};
 use serde_json::Value;
 
 /// The Expo SDK 56 fixture (read in place, never copied into the project).
-pub(crate) const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/expo-app"
-);
+pub(crate) const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/expo-app");
 
 /// The id of the update built into the imaginary device's binary.
 pub(crate) const EMBEDDED_UPDATE_ID: &str = "6d1d4f7e-2b4a-4c1e-8f00-000000000001";

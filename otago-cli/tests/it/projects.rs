@@ -326,7 +326,7 @@ fn project_settings_require_signing_end_to_end() {
 
     // Signed with the fixture key: published, and devices get it with a valid signature.
     let v2 = project.deploy("exports/v2", "v2").ok().json();
-    let response = fetch_update(&project.update_url, Platform::Ios, "1.2.3");
+    let response = fetch_update(&project.update_url, Platform::Ios, "1.0.0");
     let served = parts(&response);
     let manifest = served.iter().find(|p| p.name == "manifest").unwrap();
     assert_signed_by_fixture(manifest);

@@ -122,6 +122,12 @@ fn rollbacks_need_v1_and_an_embedded_update() {
 fn rollout_bucket_is_stable_and_spread() {
     // Golden values from Python: int.from_bytes(sha256(b"device-1:0101…0101").digest()[:8], "big") % 100
     assert_eq!(id(1).to_string(), "01010101-0101-4101-8101-010101010101");
+    assert_eq!(rollout_bucket("device", id(1)), 51);
+    assert_eq!(
+        rollout_bucket("device", id(2)),
+        70,
+        "another update, another bucket"
+    );
     assert_eq!(rollout_bucket("device-1", id(1)), 19);
     assert_eq!(rollout_bucket("a", id(1)), 37);
     assert_eq!(

@@ -288,7 +288,9 @@ async fn api_publish_rollout_and_revert() {
         .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
     // v2 at 0%: every device keeps v1.
-    server.upload_export(&project_ref, export("exports/v2")).await;
+    server
+        .upload_export(&project_ref, export("exports/v2"))
+        .await;
     let built = build_signed(
         export("exports/v2"),
         &format!("{}/assets", server.url),

@@ -103,7 +103,9 @@ fn fixture_bundle(name: &str, platform: &str) -> Vec<u8> {
     let dir = Path::new(FIXTURE).join(name);
     let metadata: Value =
         serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
-    let bundle = metadata["fileMetadata"][platform]["bundle"].as_str().unwrap();
+    let bundle = metadata["fileMetadata"][platform]["bundle"]
+        .as_str()
+        .unwrap();
     std::fs::read(dir.join(bundle)).unwrap()
 }
 
@@ -125,7 +127,10 @@ async fn demo_mode_works_on_an_app_with_dist() {
     for dir in ["keys", "certs"] {
         copy_dir(&Path::new(FIXTURE).join(dir), &app.path().join(dir));
     }
-    copy_dir(&Path::new(FIXTURE).join("exports/v2"), &app.path().join("dist"));
+    copy_dir(
+        &Path::new(FIXTURE).join("exports/v2"),
+        &app.path().join("dist"),
+    );
     let server = Server::start().await;
     let (platform, bundle) = demo_serves(&server, app.path()).await;
     server.stop().await;

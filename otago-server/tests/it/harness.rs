@@ -351,6 +351,16 @@ pub(crate) fn build_signed(
     asset_base_url: &str,
     created_at_ms: i64,
 ) -> BTreeMap<Platform, Built> {
+    build_signed_with(export, asset_base_url, created_at_ms, &BTreeMap::new())
+}
+
+/// [`build_signed`] with `metadata` in every manifest.
+pub(crate) fn build_signed_with(
+    export: &Export,
+    asset_base_url: &str,
+    created_at_ms: i64,
+    metadata: &BTreeMap<String, String>,
+) -> BTreeMap<Platform, Built> {
     let expo_client: Value =
         serde_json::from_slice(&std::fs::read(fixture("expo-config.public.json")).unwrap())
             .unwrap();
@@ -371,7 +381,7 @@ pub(crate) fn build_signed(
                     .map(|a| a.description.clone())
                     .collect(),
                 asset_base_url: asset_base_url.to_owned(),
-                metadata: BTreeMap::new(),
+                metadata: metadata.clone(),
                 expo_client: Some(expo_client.clone()),
             })
             .unwrap();

@@ -5,9 +5,12 @@ use otago_core::Platform;
 use reqwest::Method;
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use crate::harness::{
-    CLIENT_ACCEPT, KEYID, RUNTIME, Server, as_refs, body, client_headers, export, fixture, now_ms,
-    openssl_verify, parse_multipart, raw, shared, sign, with,
+    CLIENT_ACCEPT, KEYID, RUNTIME, Server, as_refs, body, build_signed_with, client_headers,
+    export, fixture, now_ms, openssl_verify, parse_multipart, publish_body, raw, shared, sign,
+    with,
 };
 
 fn ios() -> Vec<(&'static str, String)> {
@@ -239,20 +242,46 @@ async fn c09_newest_update_wins() {
 #[tokio::test]
 async fn c10_every_response_carries_protocol_version() {
     let current = shared().v2[&Platform::Ios].id.clone();
+    let v0 = with(ios(), "expo-protocol-version", None);
+    // (request, status, the protocol version the answer must name)
     let cases = [
-        ios(),
-        with(ios(), "expo-current-update-id", Some(&current)),
-        with(ios(), "expo-runtime-version", Some("0.0.0")),
-        with(ios(), "expo-platform", Some("web")),
-        with(ios(), "accept", Some("application/json")),
+        (ios(), 200, "1"),
+        (
+            with(ios(), "expo-current-update-id", Some(&current)),
+            204,
+            "1",
+        ),
+        (
+            with(
+                with(ios(), "expo-current-update-id", Some(&current)),
+                "expo-expect-signature",
+                None,
+            ),
+            200,
+            "1",
+        ),
+        (with(ios(), "expo-runtime-version", Some("0.0.0")), 204, "1"),
+        (with(ios(), "expo-platform", Some("web")), 400, "1"),
+        (with(ios(), "accept", Some("application/json")), 200, "1"),
+        (v0.clone(), 200, "0"),
+        (
+            with(v0.clone(), "accept", Some("application/json")),
+            200,
+            "0",
+        ),
+        (with(v0, "expo-current-update-id", Some(&current)), 200, "0"),
     ];
-    for headers in cases {
+    for (headers, status, expected) in cases {
         let response = shared().manifest(&headers).await;
-        let version = response.headers()["expo-protocol-version"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(version == "0" || version == "1", "{version}");
+        let label = format!("{headers:?}");
+        assert_eq!(response.status(), status, "{label}");
+        let versions: Vec<_> = response
+            .headers()
+            .get_all("expo-protocol-version")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(versions, [expected], "{label}");
     }
 }
 
@@ -302,21 +331,85 @@ async fn c13_multipart_framing() {
     }
 }
 
-#[tokio::test]
-async fn c14_boundary_never_occurs_in_a_part() {
-    let response = shared().manifest(&ios()).await;
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A multipart answer: its boundary and parts, after checking no part body holds the boundary.
+async fn multipart_of(response: reqwest::Response) -> (String, Vec<crate::harness::Part>) {
+    assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
         .unwrap()
         .to_owned();
     let (boundary, parts) = parse_multipart(&content_type, &body(response).await);
-    for part in parts {
-        assert!(!String::from_utf8_lossy(&part.body).contains(&boundary));
+    for part in &parts {
+        assert!(
+            !contains(&part.body, boundary.as_bytes()),
+            "{}",
+            part.name()
+        );
     }
+    (boundary, parts)
+}
+
+#[tokio::test]
+async fn c14_boundary_never_occurs_in_a_part() {
+    let (boundary, _) = multipart_of(shared().manifest(&ios()).await).await;
+    // A server with one fixed boundary (or one per channel) would break on an update whose
+    // manifest holds that boundary: publish one that does (JSON escapes line breaks, so a
+    // manifest can hold the boundary but never a whole delimiter line).
+    let server = Server::start().await;
+    let project_ref = server.signing_project("boundary").await;
+    let v1 = export("exports/v1");
+    server.upload_export(&project_ref, v1).await;
+    let note = format!("--{boundary} then --{boundary}--");
+    let built = build_signed_with(
+        v1,
+        &format!("{}/assets", server.url),
+        now_ms() - 1000,
+        &BTreeMap::from([("note".to_owned(), note.clone())]),
+    );
+    let response = server
+        .publish(&project_ref, &publish_body(RUNTIME, &built, None))
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    for platform in [Platform::Ios, Platform::Android] {
+        let bytes = &built[&platform].bytes;
+        assert!(
+            contains(bytes, boundary.as_bytes()),
+            "the manifest holds the old boundary"
+        );
+        let headers = client_headers(platform.as_str());
+        let (new_boundary, parts) =
+            multipart_of(server.manifest(&project_ref, &as_refs(&headers)).await).await;
+        assert_ne!(new_boundary, boundary, "{platform}");
+        let names: Vec<String> = parts.iter().map(crate::harness::Part::name).collect();
+        assert_eq!(names, ["manifest", "extensions"], "{platform}");
+        assert_eq!(
+            &parts[0].body, bytes,
+            "{platform}: the manifest arrives whole"
+        );
+        assert_eq!(parts[0].json()["metadata"]["note"], note.as_str());
+    }
+    server.stop().await;
+}
+
+/// The parts of a directive answer: one `directive` part, no manifest (C15), of `kind` (C16).
+fn assert_only_directive(parts: &[crate::harness::Part], kind: &str) {
+    let names: Vec<String> = parts.iter().map(crate::harness::Part::name).collect();
+    assert_eq!(names, ["directive"]);
+    let directive = parts[0].json();
+    assert!(
+        ["noUpdateAvailable", "rollBackToEmbedded"].contains(&directive["type"].as_str().unwrap()),
+        "{directive}"
+    );
+    assert_eq!(directive["type"], kind);
 }
 
 #[tokio::test]
 async fn c15_c16_directive_responses_have_only_a_known_directive() {
+    // noUpdateAvailable: a device running v2 that expects no signature.
     let current = shared().v2[&Platform::Android].id.clone();
     let headers = with(
         with(
@@ -327,17 +420,21 @@ async fn c15_c16_directive_responses_have_only_a_known_directive() {
         "expo-expect-signature",
         None,
     );
-    let response = shared().manifest(&headers).await;
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (_, parts) = parse_multipart(&content_type, &body(response).await);
-    assert!(parts.iter().all(|p| p.name() != "manifest"));
-    for part in parts.iter().filter(|p| p.name() == "directive") {
-        let kind = part.json()["type"].as_str().unwrap().to_owned();
-        assert!(kind == "noUpdateAvailable" || kind == "rollBackToEmbedded");
+    let (_, parts) = multipart_of(shared().manifest(&headers).await).await;
+    assert_only_directive(&parts, "noUpdateAvailable");
+    // rollBackToEmbedded: a published rollback, to a device with an embedded update.
+    let (server, project_ref, _) = rollback_server().await;
+    for platform in ["ios", "android"] {
+        let headers = with(
+            client_headers(platform),
+            "expo-embedded-update-id",
+            Some("00000000-0000-4000-8000-000000000001"),
+        );
+        let (_, parts) =
+            multipart_of(server.manifest(&project_ref, &as_refs(&headers)).await).await;
+        assert_only_directive(&parts, "rollBackToEmbedded");
     }
+    server.stop().await;
 }
 
 /// A server with exports/v1 published and then a signed rollback to the embedded update.
@@ -554,7 +651,7 @@ async fn c28_metadata_and_extra_are_objects_without_expo_go() {
     assert!(manifest["metadata"].is_object());
     assert!(manifest["extra"].is_object());
     assert!(manifest["extra"].get("expoGo").is_none());
-    assert_eq!(manifest["extra"]["expoClient"]["name"], "Fixture App");
+    assert_eq!(manifest["extra"]["expoClient"]["name"], "Otago Example");
 }
 
 #[tokio::test]
@@ -573,23 +670,20 @@ async fn c29_c31_c33_no_filters_or_server_defined_headers() {
 
 #[tokio::test]
 async fn c30_extensions_map_keys_to_string_maps() {
-    let response = shared().manifest(&ios()).await;
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (_, parts) = parse_multipart(&content_type, &body(response).await);
-    let extensions = parts
-        .iter()
-        .find(|p| p.name() == "extensions")
-        .unwrap()
-        .json();
-    for headers in extensions["assetRequestHeaders"]
-        .as_object()
-        .unwrap()
-        .values()
-    {
-        assert!(headers.as_object().unwrap().values().all(Value::is_string));
+    // Otago sets no per-asset request headers, so on every platform the extensions part is
+    // exactly an empty map (a map of keys to string maps is checked in otago-core's c30).
+    for platform in ["ios", "android"] {
+        let (_, parts) = multipart_of(shared().manifest(&client_headers(platform)).await).await;
+        let extensions: Vec<Value> = parts
+            .iter()
+            .filter(|p| p.name() == "extensions")
+            .map(crate::harness::Part::json)
+            .collect();
+        assert_eq!(
+            extensions,
+            [serde_json::json!({"assetRequestHeaders": {}})],
+            "{platform}"
+        );
     }
 }
 

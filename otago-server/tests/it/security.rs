@@ -448,7 +448,7 @@ async fn security_publish_with_bad_signature_is_refused() {
     let ios = built.get_mut(&Platform::Ios).unwrap();
     let text = String::from_utf8(ios.bytes.clone())
         .unwrap()
-        .replace("Fixture App", "Evil App!!!");
+        .replace("Otago Example", "Evil App!!!");
     ios.bytes = text.into_bytes();
     let response = server
         .publish(&project_ref, &publish_body(RUNTIME, &built, None))
