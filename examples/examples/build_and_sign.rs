@@ -3,8 +3,8 @@
 //! ```sh
 //! cargo run -p otago-examples --example build_and_sign [APP_DIR]
 //! ```
-//! `APP_DIR` holds `dist/` (the export), `app.json`, `expo-config.public.json` and
-//! `keys/private-key.pem`; it defaults to the example app in this repository.
+//! `APP_DIR` holds the export in `dist/` (or `exports/v1/`, as the example app in this
+//! repository, the default), `app.json`, `expo-config.public.json` and `keys/private-key.pem`.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -41,7 +41,11 @@ struct SignedUpdate {
 
 /// Builds and signs the manifest of every platform in the export.
 fn build_and_sign(app_dir: &Path) -> Result<Vec<SignedUpdate>, Box<dyn Error>> {
-    let export_dir = app_dir.join("dist");
+    let export_dir = ["dist", "exports/v1"]
+        .map(|name| app_dir.join(name))
+        .into_iter()
+        .find(|dir| dir.join("metadata.json").exists())
+        .ok_or("no dist/metadata.json (nor exports/v1/metadata.json) in APP_DIR")?;
     let metadata = ExportMetadata::parse(&std::fs::read(export_dir.join("metadata.json"))?)?;
     let app_json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(app_dir.join("app.json"))?)?;

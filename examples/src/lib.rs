@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-/// The example Expo app kept in this repository: `dist/` is a real `npx expo export`,
-/// `keys/` and `certs/` hold its throwaway TEST signing key.
+/// The example Expo app kept in this repository: `exports/v1` and `exports/v2` are two real
+/// `npx expo export`s of it, `keys/` and `certs/` hold its throwaway TEST signing key.
 #[must_use]
 pub fn example_app_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("expo-app")
