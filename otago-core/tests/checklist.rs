@@ -139,7 +139,7 @@ fn prepare(mut updates: Vec<PublishedUpdate>) -> PreparedUpdates {
     PreparedUpdates::new(release, &AssetRequestHeaders::new()).unwrap()
 }
 
-/// exports/v1 and exports/v2, both signed under `main` (the fixture app's keyid).
+/// exports/v1 and exports/v2, both signed under `main` (the example app's keyid).
 fn v1_and_v2() -> &'static PreparedUpdates {
     static UPDATES: OnceLock<PreparedUpdates> = OnceLock::new();
     UPDATES.get_or_init(|| {

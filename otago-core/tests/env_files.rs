@@ -1,4 +1,4 @@
-//! `.env*` resolution against the fixture app and against tables recorded from `@expo/env`
+//! `.env*` resolution against the example app and against tables recorded from `@expo/env`
 //! 2.6.0 (the version Expo SDK 56 ships) running on Node 20.20.2.
 #![allow(clippy::disallowed_methods)]
 

@@ -1,11 +1,11 @@
-//! `otago doctor` on the fixture app, set up right and set up wrong.
+//! `otago doctor` on the example app, set up right and set up wrong.
 
 use otago_cli::OtagoExitCode;
 use serde_json::Value;
 
 use crate::harness::{Project, assert_keys, fixture, otago};
 
-/// A copy of the fixture app as a developer would have it: app.json pointing at the project,
+/// A copy of the example app as a developer would have it: app.json pointing at the project,
 /// its certificate, package.json, expo-updates installed, `.env*.local` git-ignored.
 fn app_dir(project: &Project, change: impl FnOnce(&mut Value)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,9 @@
 //! Integration tests: the real server on a loopback port, spoken to over HTTP.
 //!
-//! `protocol` and `assets` check PROTOCOL.md's checklist (C1–C44) against exports/v1 then exports/v2
-//! of the shared fixture; `security` sends hostile requests; `api` is the management API;
-//! `bounds` floods a real server with made-up requests and
-//! idle or slow connections; `demo` covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
+//! `protocol` and `assets` check PROTOCOL.md's checklist (C1–C44) against exports/v1 then
+//! exports/v2 of the example app; `security` sends hostile requests; `api` is the management API;
+//! `bounds` floods a real server with made-up requests and idle or slow connections; `demo`
+//! covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
 //! SIGKILL during an upload and a publish.
 
 mod access;

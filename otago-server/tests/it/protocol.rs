@@ -1,5 +1,5 @@
-//! Checklist C1–C39 of PROTOCOL.md §12 against the real server, with exports/v1 then exports/v2 of
-//! the fixture published (signed with its TEST key).
+//! Checklist C1–C39 of PROTOCOL.md §12 against the real server, with exports/v1 then
+//! exports/v2 of the example app published (signed with its TEST key).
 
 use otago_core::Platform;
 use reqwest::Method;
