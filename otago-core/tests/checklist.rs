@@ -771,12 +771,16 @@ fn c14_boundary_never_occurs_in_a_part_body() {
 
 #[test]
 fn c15_directive_responses_have_no_manifest_part() {
+    let mut with_directive = Vec::new();
     for (label, response) in all_responses().into_iter().filter(|(_, r)| is_multipart(r)) {
         let names: Vec<String> = parts(&response).into_iter().map(|p| p.name).collect();
         if names.iter().any(|n| n == "directive") {
             assert_eq!(names, ["directive"], "{label}");
+            with_directive.push(label);
         }
     }
+    // The two directive answers of the checklist's cases, and no other.
+    assert_eq!(with_directive, ["noUpdateAvailable", "rollback"]);
 }
 
 #[test]
