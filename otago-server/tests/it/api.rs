@@ -388,7 +388,7 @@ async fn api_publish_rollout_and_revert() {
         .map(|(platform, built)| (*platform, Some(built.bytes.clone())))
         .collect();
     let v3 = build_signed(
-        export("dist-v1"),
+        export("exports/v1"),
         &format!("{}/assets", server.url),
         now_ms() + 1,
     );

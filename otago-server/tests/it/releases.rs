@@ -212,19 +212,29 @@ async fn stacked_rollouts_keep_their_word() {
     let server = Server::start().await;
     let project_ref = server.signing_project("stacked").await;
     let mut devices: Vec<Device> = (0..DEVICES).map(Device::new).collect();
-    let (v1, _) = publish(&server, &project_ref, "dist-v1", 100, None, json!({})).await;
+    let (v1, _) = publish(&server, &project_ref, "exports/v1", 100, None, json!({})).await;
     for device in &mut devices {
         device.check(&server, &project_ref, &[]).await;
     }
     assert_eq!(census(&devices)[&v1.id], DEVICES);
-    let (v2, _) = publish(&server, &project_ref, "dist-v2", 10, Some(&v1), json!({})).await;
+    let (v2, _) = publish(
+        &server,
+        &project_ref,
+        "exports/v2",
+        10,
+        Some(&v1),
+        json!({}),
+    )
+    .await;
     for device in &mut devices {
         device.check(&server, &project_ref, &[]).await;
     }
     // v3 while v2's rollout runs: refused, naming the commands that end it.
-    server.upload_export(&project_ref, export("dist-v1")).await;
+    server
+        .upload_export(&project_ref, export("exports/v1"))
+        .await;
     let v3 = ios_only(build_signed(
-        export("dist-v1"),
+        export("exports/v1"),
         &format!("{}/assets", server.url),
         now_ms(),
     ));
@@ -280,11 +290,19 @@ async fn a_signed_revert_moves_devices_on_the_target_to_the_control_code() {
     let server = Server::start().await;
     let project_ref = server.signing_project("revert").await;
     let mut devices: Vec<Device> = (0..DEVICES).map(Device::new).collect();
-    let (v1, _) = publish(&server, &project_ref, "dist-v1", 100, None, json!({})).await;
+    let (v1, _) = publish(&server, &project_ref, "exports/v1", 100, None, json!({})).await;
     for device in &mut devices {
         device.check(&server, &project_ref, &[]).await;
     }
-    let (v2, rollout) = publish(&server, &project_ref, "dist-v2", 30, Some(&v1), json!({})).await;
+    let (v2, rollout) = publish(
+        &server,
+        &project_ref,
+        "exports/v2",
+        30,
+        Some(&v1),
+        json!({}),
+    )
+    .await;
     for device in &mut devices {
         device.check(&server, &project_ref, &[]).await;
     }
@@ -355,7 +373,7 @@ async fn a_revert_over_the_embedded_update_rolls_devices_back_to_it() {
     let server = Server::start().await;
     let project_ref = server.signing_project("embedded").await;
     let mut devices: Vec<Device> = (0..DEVICES).map(Device::new).collect();
-    let (v1, rollout) = publish(&server, &project_ref, "dist-v1", 50, None, json!({})).await;
+    let (v1, rollout) = publish(&server, &project_ref, "exports/v1", 50, None, json!({})).await;
     for device in &mut devices {
         device.check(&server, &project_ref, &[]).await;
     }
@@ -394,8 +412,16 @@ async fn a_revert_over_the_embedded_update_rolls_devices_back_to_it() {
 async fn failed_launches_are_never_served_again_and_trip_the_health_gate() {
     let server = Server::start().await;
     let project_ref = server.signing_project("gate").await;
-    let (v1, _) = publish(&server, &project_ref, "dist-v1", 100, None, json!({})).await;
-    let (v2, rollout) = publish(&server, &project_ref, "dist-v2", 50, Some(&v1), json!({})).await;
+    let (v1, _) = publish(&server, &project_ref, "exports/v1", 100, None, json!({})).await;
+    let (v2, rollout) = publish(
+        &server,
+        &project_ref,
+        "exports/v2",
+        50,
+        Some(&v1),
+        json!({}),
+    )
+    .await;
     let group_id = rollout["id"].as_str().unwrap().to_owned();
     let mut devices: Vec<Device> = (0..400).map(Device::new).collect();
     for device in &mut devices {
@@ -538,9 +564,9 @@ async fn a_ramp_advances_on_its_clock_holds_while_unhealthy_and_resumes_after_a_
     };
     let server = Server::start_in_with_clock(tempdir.path(), configure, clock.clone()).await;
     let project_ref = server.signing_project("ramp").await;
-    let (v1, _) = publish(&server, &project_ref, "dist-v1", 100, None, json!({})).await;
+    let (v1, _) = publish(&server, &project_ref, "exports/v1", 100, None, json!({})).await;
     let ramp = json!({"ramp": {"steps": "1,10,50,100", "every_seconds": 3600}});
-    let (v2, rollout) = publish(&server, &project_ref, "dist-v2", 1, Some(&v1), ramp).await;
+    let (v2, rollout) = publish(&server, &project_ref, "exports/v2", 1, Some(&v1), ramp).await;
     let id = rollout["id"].as_str().unwrap().to_owned();
     assert_eq!(rollout["ramp"]["steps"], "1,10,50,100");
     tokio::time::sleep(Duration::from_millis(100)).await;
