@@ -180,7 +180,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
                 "--project",
                 &project.reference,
                 "--input-dir",
-                &crate::harness::fixture_str("dist-v1"),
+                &crate::harness::fixture_str("exports/v1"),
                 "--app-dir",
                 &project.app_dir_str(),
                 "--rollout-percentage",
@@ -194,7 +194,7 @@ fn deploy_then_roll_back_and_out_end_to_end() {
         .json();
     assert_eq!(v3["rollout_percentage"], 50);
     // While it runs, a deploy is refused before anything is uploaded.
-    let blocked = project.deploy("dist-v2", "blocked").fails_with(3);
+    let blocked = project.deploy("exports/v2", "blocked").fails_with(3);
     assert!(
         blocked.stderr.contains(&format!(
             "finish it with `otago rollout --project {0} --percentage 100` or revert it with `otago rollout --project {0} --revert`",
@@ -474,7 +474,7 @@ fn a_deploy_for_an_app_pointed_elsewhere_is_refused_naming_both_urls() {
                 "--project",
                 &project.reference,
                 "--input-dir",
-                &crate::harness::fixture_str("dist-v1"),
+                &crate::harness::fixture_str("exports/v1"),
                 "--app-dir",
                 FIXTURE,
             ],
@@ -543,13 +543,13 @@ fn a_deploy_knows_the_runtime_versions_in_the_field() {
             "--platform",
             "ios",
         ];
-        let input = crate::harness::fixture_str("dist-v1");
+        let input = crate::harness::fixture_str("exports/v1");
         let app = project.app_dir_str();
         args.extend(["--input-dir", &input, "--app-dir", &app, "--strict"]);
         project.run(&args, &project.key_env())
     };
     // No device asked yet: a warning, and the deploy goes on.
-    let first = project.deploy("dist-v1", "v1").ok();
+    let first = project.deploy("exports/v1", "v1").ok();
     assert!(
         first.stderr.contains(
             "no ios device asked for runtime version 1.2.3 in the last 30 days (no device asked at all): the update reaches devices only once a build with this runtime version ships"

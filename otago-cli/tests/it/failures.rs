@@ -235,7 +235,7 @@ fn deploying_an_export_with_a_symbolic_link_is_refused_naming_it() {
     let project = Project::create("symlinked");
     let dir = tempfile::tempdir().unwrap();
     let dist = dir.path().join("dist");
-    copy_dir(&fixture("dist-v1"), &dist);
+    copy_dir(&fixture("exports/v1"), &dist);
     let deploy = |input: &str| {
         project.run(
             &[

@@ -19,7 +19,7 @@ fn fleet_lists_the_runtime_versions_devices_ask_for() {
         empty.stdout
     );
 
-    project.deploy("dist-v1", "first").ok();
+    project.deploy("exports/v1", "first").ok();
     let published = fetch_update(&project.update_url, Platform::Ios, "1.2.3");
     assert_eq!(published.status, 200);
     // Nothing is published for this one; devices asking for it are still counted.

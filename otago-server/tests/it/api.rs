@@ -871,7 +871,7 @@ async fn api_counts_only_published_runtime_versions_and_lists_every_one_devices_
     let server = Server::start().await;
     let project_ref = server.signing_project("fleet").await;
     server
-        .publish_export(&project_ref, export("dist-v1"), now_ms() - 60_000)
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
         .await;
     let device = |platform: &str, runtime_version: &str, client: &str| {
         let headers = with(
