@@ -21,7 +21,7 @@ fn fetch_update_as(
                 update_url,
                 &otago_cli::client::ProtocolRequest {
                     platform,
-                    runtime_version: "1.2.3",
+                    runtime_version: "1.0.0",
                     expect_signature_keyid: Some("main"),
                     client_id: Some("0b5f2a52-0d2c-4a8e-9a51-8a7a3c1e2f10"),
                     current_update_id: current,
