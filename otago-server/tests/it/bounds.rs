@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use crate::harness::{ADMIN, CLIENT_ACCEPT, EXAMPLE_APP, Running};
+use crate::harness::{ADMIN, CLIENT_ACCEPT, FIXTURE, Running};
 
 /// The binary serving the demo project, with extra arguments; `prlimit` sets its open-file
 /// limit when given.
@@ -35,7 +35,7 @@ fn start_demo(dir: &Path, nofile: Option<u64>, extra: &[&str]) -> Demo {
     let mut child = command
         .args(["--listen", "127.0.0.1:0", "--log", "warn", "--demo"])
         .arg("--demo-app-dir")
-        .arg(EXAMPLE_APP)
+        .arg(FIXTURE)
         .arg("--data-dir")
         .arg(dir)
         .args(extra)
