@@ -483,7 +483,7 @@ fn a_deploy_for_an_app_pointed_elsewhere_is_refused_naming_both_urls() {
         .fails_with(3);
     assert!(
         refused.stderr.contains(&format!(
-            "app config: updates.url is `http://localhost:3000/api/manifest`, but project {}'s update URL is `{}`: apps built with this config would never get this update; set updates.url to `{}` and rebuild the app",
+            "app config: updates.url is `http://127.0.0.1:3000/manifest/example`, but project {}'s update URL is `{}`: apps built with this config would never get this update; set updates.url to `{}` and rebuild the app",
             project.reference, project.update_url, project.update_url
         )),
         "{}",
