@@ -552,13 +552,13 @@ fn a_deploy_knows_the_runtime_versions_in_the_field() {
     let first = project.deploy("exports/v1", "v1").ok();
     assert!(
         first.stderr.contains(
-            "no ios device asked for runtime version 1.2.3 in the last 30 days (no device asked at all): the update reaches devices only once a build with this runtime version ships"
+            "no ios device asked for runtime version 1.0.0 in the last 30 days (no device asked at all): the update reaches devices only once a build with this runtime version ships"
         ),
         "{}",
         first.stderr
     );
-    // The field runs 2.0.0 (three devices) and 1.0.0 (one): listed with their shares.
-    for (runtime_version, devices) in [("2.0.0", 0..3), ("1.0.0", 3..4)] {
+    // The field runs 2.0.0 (three devices) and 0.9.0 (one): listed with their shares.
+    for (runtime_version, devices) in [("2.0.0", 0..3), ("0.9.0", 3..4)] {
         for n in devices {
             crate::harness::block_on(async {
                 otago_cli::client::Client::new("http://unused", None)
@@ -583,14 +583,14 @@ fn a_deploy_knows_the_runtime_versions_in_the_field() {
     let refused = strict(&project).fails_with(3);
     assert!(
         refused.stderr.contains(
-            "no ios device asked for runtime version 1.2.3 in the last 30 days (devices run 2.0.0 (75 %), 1.0.0 (25 %)); ship a build with runtime version 1.2.3 first, or deploy for one the devices run (without --strict this is a warning)"
+            "no ios device asked for runtime version 1.0.0 in the last 30 days (devices run 2.0.0 (75 %), 0.9.0 (25 %)); ship a build with runtime version 1.0.0 first, or deploy for one the devices run (without --strict this is a warning)"
         ),
         "{}",
         refused.stderr
     );
     assert_eq!(project.group_count(), 1, "nothing more published");
-    // Once a device runs 1.2.3, --strict deploys.
-    fetch_update(&project.update_url, Platform::Ios, "1.2.3");
+    // Once a device runs 1.0.0, --strict deploys.
+    fetch_update(&project.update_url, Platform::Ios, "1.0.0");
     project.server.flush();
     let passed = strict(&project).ok();
     assert!(
