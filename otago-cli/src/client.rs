@@ -1025,9 +1025,8 @@ impl Client {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => {
                     let status = response.status();
-                    let transient =
-                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-                    if transient && retry == Retry::Idempotent && attempt < MAX_ATTEMPTS {
+                    if is_transient(status) && retry == Retry::Idempotent && attempt < MAX_ATTEMPTS
+                    {
                         let wait = retry_after(response.headers()).unwrap_or(wait);
                         tokio::time::sleep(wait).await;
                         attempt += 1;
@@ -1056,6 +1055,13 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether an error status may pass if the request is sent again. A full disk (507) stays
+/// full: retrying it would only make the deployer wait.
+fn is_transient(status: StatusCode) -> bool {
+    (status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE)
+        || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -1114,8 +1120,12 @@ async fn api_error(method: &Method, path: &str, response: reqwest::Response) -> 
         code
     };
     // A 401 is fixed in the CLI's settings (OTAGO_API_KEY, OTAGO_ADMIN_TOKEN), which the
-    // server's hint for HTTP clients (an `Authorization` header) does not name.
-    let hint = if hint.is_empty() || status == StatusCode::UNAUTHORIZED {
+    // server's hint for HTTP clients (an `Authorization` header) does not name; a 507 is the
+    // server's disk, which the CLI's own hint explains.
+    let hint = if hint.is_empty()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::INSUFFICIENT_STORAGE
+    {
         default_hint(status).to_owned()
     } else {
         hint
@@ -1130,12 +1140,16 @@ async fn api_error(method: &Method, path: &str, response: reqwest::Response) -> 
     }
 }
 
+/// What a 507 means for a deploy, whatever the server says.
+const INSUFFICIENT_STORAGE_HINT: &str = "the server's disk is full, so nothing was stored or published and devices keep the update they had; retrying will not help until the server operator frees space on the disk of its data folder (or enlarges it), then run the deploy again";
+
 fn default_code(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
+        507 => "insufficient_storage",
         500.. => "server_error",
         _ => "rejected",
     }
@@ -1148,6 +1162,7 @@ fn default_hint(status: StatusCode) -> &'static str {
         }
         403 => "this credential has no access here: use the project's own key or the admin token",
         404 => "check the ref or id with `otago projects list` or `otago updates list`",
+        507 => INSUFFICIENT_STORAGE_HINT,
         500.. => "the server failed; its log has the details, try again later",
         _ => "",
     }
@@ -1223,6 +1238,22 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ProjectPatch::default()).unwrap(),
             "{}"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_is_explained_and_not_retried() {
+        let full = StatusCode::INSUFFICIENT_STORAGE;
+        assert!(!is_transient(full));
+        assert!(is_transient(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(is_transient(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(is_transient(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!is_transient(StatusCode::UNPROCESSABLE_ENTITY));
+        assert_eq!(default_code(full), "insufficient_storage");
+        let hint = default_hint(full);
+        assert!(
+            hint.contains("disk is full") && hint.contains("nothing was stored"),
+            "{hint}"
         );
     }
 

@@ -69,6 +69,64 @@ pub fn content_type_for_extension(ext: &str) -> String {
         .to_owned()
 }
 
+/// The content types the asset CDN serves as themselves: images, fonts, audio and video
+/// (as [`content_type_for_extension`] names them), the bundle, JSON and plain text. None is
+/// one a browser opens as a document that can run script.
+const SERVED_CONTENT_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/x-icon",
+    "image/vnd.microsoft.icon",
+    "image/avif",
+    "image/heic",
+    "image/heif",
+    "image/tiff",
+    "font/ttf",
+    "font/otf",
+    "font/woff",
+    "font/woff2",
+    "font/collection",
+    "application/font-woff",
+    "application/x-font-ttf",
+    "application/font-sfnt",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/m4a",
+    "audio/aac",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/ogg",
+    "audio/flac",
+    "audio/webm",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "video/ogg",
+    LAUNCH_ASSET_CONTENT_TYPE,
+    "text/javascript",
+    "application/json",
+    "application/wasm",
+    "text/plain",
+    "application/octet-stream",
+];
+
+/// The content type the asset CDN sends for an asset uploaded as `declared`: the entry of the
+/// server's own table that matches its media type (parameters and case aside), else
+/// `application/octet-stream`. What an uploader says is never sent back as is, so an asset
+/// cannot be served as HTML, SVG, XML or anything else a browser would run.
+#[must_use]
+pub fn served_content_type(declared: &str) -> &'static str {
+    let essence = declared.split(';').next().unwrap_or_default().trim();
+    SERVED_CONTENT_TYPES
+        .iter()
+        .find(|served| served.eq_ignore_ascii_case(essence))
+        .copied()
+        .unwrap_or("application/octet-stream")
+}
+
 /// A file extension with exactly one leading dot, as manifests carry it.
 #[must_use]
 pub fn dotted_extension(ext: &str) -> String {
@@ -140,6 +198,34 @@ impl AssetDescription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn served_content_types_come_from_the_table() {
+        for ext in [
+            "png", "jpg", "jpeg", "gif", "webp", "bmp", "ico", "ttf", "otf", "woff", "woff2",
+            "mp3", "m4a", "aac", "wav", "ogg", "mp4", "mov", "webm", "json", "txt", "js", "hbc",
+        ] {
+            let declared = content_type_for_extension(ext);
+            assert_eq!(served_content_type(&declared), declared, "{ext}");
+        }
+        assert_eq!(served_content_type("IMAGE/PNG; q=1"), "image/png");
+        for refused in [
+            "text/html",
+            "TEXT/HTML; charset=utf-8",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/xml",
+            "application/pdf",
+            "image/png/x",
+            "",
+        ] {
+            assert_eq!(
+                served_content_type(refused),
+                "application/octet-stream",
+                "{refused}"
+            );
+        }
+    }
 
     #[test]
     fn hash_is_unpadded_base64url_sha256() {

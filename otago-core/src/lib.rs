@@ -87,6 +87,7 @@ pub use app_config::{
 pub use asset::{
     AssetDescription, AssetHasher, LAUNCH_ASSET_CONTENT_TYPE, asset_hash, asset_key,
     check_safe_file_name, content_type_for_extension, dotted_extension, is_asset_hash,
+    served_content_type,
 };
 pub use directive::{Directive, RollBackParameters};
 pub use eas::{EasBuildProfile, EasJson, EasPlatformOverrides, merge_eas_env};

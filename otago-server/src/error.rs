@@ -81,6 +81,9 @@ pub enum ApiError {
     /// 503: the server is shutting down or overloaded.
     #[error("unavailable: {0}")]
     Unavailable(Problem),
+    /// 507: the server's disk is full; the detail is logged, never sent.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// 500: something failed on our side; the detail is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -110,6 +113,7 @@ impl ApiError {
             }
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +134,11 @@ impl ApiError {
             | Self::TooManyRequests(p, _)
             | Self::Unavailable(p) => p.clone(),
             Self::Protocol(err) => protocol_problem(err),
+            Self::InsufficientStorage(_) => Problem::new(
+                "insufficient_storage",
+                "the server's disk is full; nothing was stored and what it served before is served still",
+                "retrying will not help: the server operator must free space on the disk of the server's data folder (or enlarge it), then run this again",
+            ),
             Self::Internal(_) => Problem::new(
                 "internal_error",
                 "the server failed to handle the request",
@@ -207,6 +216,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(problem) => Self::Conflict(problem),
             StoreError::NotFound(problem) => Self::NotFound(problem),
             StoreError::Backend(detail) => Self::Internal(detail),
+            StoreError::Full(detail) => Self::InsufficientStorage(detail),
         }
     }
 }

@@ -46,12 +46,32 @@ pub struct StartError(pub String);
 /// Cached asset index entries, so serving an asset needs no database read; bounded. Hashes
 /// found missing are remembered too (at most [`MISSING_CAPACITY`], about 1 MiB), so repeated
 /// requests for an unknown asset do not query the database either.
+///
+/// A record read from the store is cached only if no encodings were recorded since the read
+/// began ([`AssetCache::mark`]): otherwise it may predate the variants the compressor just
+/// made, and caching it would serve the asset uncompressed until a restart. Likewise a miss is
+/// remembered only if no asset was inserted since its read began.
 #[derive(Debug, Default)]
 pub(crate) struct AssetCache {
-    entries: RwLock<HashMap<String, Arc<AssetRecord>>>,
-    /// Hashes the store did not have, and how many assets were inserted so far (a lookup that
-    /// raced an insert does not remember its miss).
-    missing: RwLock<(u64, hashbrown::HashSet<String>)>,
+    inner: RwLock<CachedAssets>,
+}
+
+#[derive(Debug, Default)]
+struct CachedAssets {
+    entries: HashMap<String, Arc<AssetRecord>>,
+    /// Hashes the store did not have.
+    missing: hashbrown::HashSet<String>,
+    /// How many times encodings were recorded.
+    encodings_recorded: u64,
+    /// How many assets were inserted.
+    inserts: u64,
+}
+
+/// A point in the cache's history, taken before a record is read from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CacheMark {
+    encodings_recorded: u64,
+    inserts: u64,
 }
 
 const ASSET_CACHE_CAPACITY: usize = 50_000;
@@ -59,21 +79,38 @@ const ASSET_CACHE_CAPACITY: usize = 50_000;
 const MISSING_CAPACITY: usize = 10_000;
 
 impl AssetCache {
-    fn get(&self, hash: &str) -> Option<Arc<AssetRecord>> {
-        self.entries
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CachedAssets> {
+        self.inner
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(hash)
-            .cloned()
     }
 
-    /// Records the encodings of a cached asset (uncached ones are read fresh when needed).
-    pub(crate) fn set_encodings(&self, hash: &str, encodings: Encodings) {
-        let mut entries = self
-            .entries
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, CachedAssets> {
+        self.inner
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(asset) = entries.get_mut(hash) {
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &str) -> Option<Arc<AssetRecord>> {
+        self.read().entries.get(hash).cloned()
+    }
+
+    /// Marks now; take it before reading a record to [`insert`](Self::insert) or a miss to
+    /// [`note_missing`](Self::note_missing).
+    pub(crate) fn mark(&self) -> CacheMark {
+        let cache = self.read();
+        CacheMark {
+            encodings_recorded: cache.encodings_recorded,
+            inserts: cache.inserts,
+        }
+    }
+
+    /// Records the encodings of an asset (after the store has them): a cached record is
+    /// updated, and records read before now are no longer cached.
+    pub(crate) fn set_encodings(&self, hash: &str, encodings: Encodings) {
+        let mut cache = self.write();
+        cache.encodings_recorded += 1;
+        if let Some(asset) = cache.entries.get_mut(hash) {
             let mut updated = AssetRecord::clone(asset);
             updated.encodings = Some(encodings);
             *asset = Arc::new(updated);
@@ -82,54 +119,42 @@ impl AssetCache {
 
     /// Whether `hash` was found missing before.
     fn known_missing(&self, hash: &str) -> bool {
-        self.missing
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .1
-            .contains(hash)
+        self.read().missing.contains(hash)
     }
 
-    /// How many inserts so far, to pass to [`Self::note_missing`].
-    fn inserts(&self) -> u64 {
-        self.missing
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0
-    }
-
-    /// Remembers that `hash` is missing, unless an asset was inserted since `inserts`.
-    fn note_missing(&self, hash: &str, inserts: u64) {
-        let mut missing = self
-            .missing
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if missing.0 != inserts {
+    /// Remembers that `hash` is missing, unless an asset was inserted since `read_from`.
+    fn note_missing(&self, hash: &str, read_from: CacheMark) {
+        let mut cache = self.write();
+        if cache.inserts != read_from.inserts {
             return;
         }
-        if missing.1.len() >= MISSING_CAPACITY {
-            missing.1.clear();
+        if cache.missing.len() >= MISSING_CAPACITY {
+            cache.missing.clear();
         }
-        missing.1.insert(hash.to_owned());
+        cache.missing.insert(hash.to_owned());
     }
 
-    pub(crate) fn insert(&self, asset: AssetRecord) -> Arc<AssetRecord> {
-        {
-            let mut missing = self
-                .missing
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            missing.0 += 1;
-            missing.1.remove(&asset.hash);
-        }
+    /// Caches `asset`, read from the store after `read_from`, unless encodings were recorded
+    /// since (the next request reads it again). A cached record that knows its encodings is
+    /// never replaced by one that does not. The hash is no longer remembered as missing.
+    pub(crate) fn insert(&self, asset: AssetRecord, read_from: CacheMark) -> Arc<AssetRecord> {
         let asset = Arc::new(asset);
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= ASSET_CACHE_CAPACITY {
-            entries.clear();
+        let mut cache = self.write();
+        cache.inserts += 1;
+        cache.missing.remove(&asset.hash);
+        if cache.encodings_recorded != read_from.encodings_recorded {
+            return asset;
         }
-        entries.insert(asset.hash.clone(), Arc::clone(&asset));
+        if let Some(known) = cache.entries.get(&asset.hash)
+            && known.encodings.is_some()
+            && asset.encodings.is_none()
+        {
+            return Arc::clone(known);
+        }
+        if cache.entries.len() >= ASSET_CACHE_CAPACITY {
+            cache.entries.clear();
+        }
+        cache.entries.insert(asset.hash.clone(), Arc::clone(&asset));
         asset
     }
 }
@@ -395,10 +420,10 @@ impl AppState {
         if self.assets.known_missing(hash) {
             return Ok(None);
         }
-        let inserts = self.assets.inserts();
+        let mark = self.assets.mark();
         let found = self.asset(hash).await?;
         if found.is_none() {
-            self.assets.note_missing(hash, inserts);
+            self.assets.note_missing(hash, mark);
         }
         Ok(found)
     }
@@ -408,10 +433,73 @@ impl AppState {
         if let Some(asset) = self.assets.get(hash) {
             return Ok(Some(asset));
         }
+        let mark = self.assets.mark();
         let found = self.meta.assets(&[hash.to_owned()]).await?;
         Ok(found
             .into_iter()
             .next()
-            .map(|asset| self.assets.insert(asset)))
+            .map(|asset| self.assets.insert(asset, mark)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
+    const BOTH: Encodings = Encodings {
+        gzip: true,
+        brotli: true,
+    };
+
+    fn record(encodings: Option<Encodings>) -> AssetRecord {
+        AssetRecord {
+            hash: HASH.to_owned(),
+            key: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+            size: 10,
+            content_type: "image/png".to_owned(),
+            encodings,
+            created_at: Timestamp::from_unix_millis(0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn encodings_recorded_while_a_record_is_read_are_not_overwritten() {
+        let cache = AssetCache::default();
+        // A request reads the record from the store before the variants exist...
+        let mark = cache.mark();
+        let stale = record(None);
+        // ...the compressor finishes and records them (the hash is not cached yet)...
+        cache.set_encodings(HASH, BOTH);
+        // ...then the request caches what it read.
+        cache.insert(stale, mark);
+        let cached = cache.get(HASH);
+        assert!(
+            cached
+                .as_ref()
+                .is_none_or(|asset| asset.encodings == Some(BOTH)),
+            "the cache forgot the variants: {cached:?}"
+        );
+        // The next request reads the record with its variants, and that one is cached.
+        let mark = cache.mark();
+        cache.insert(record(Some(BOTH)), mark);
+        assert_eq!(cache.get(HASH).unwrap().encodings, Some(BOTH));
+    }
+
+    #[test]
+    fn a_record_without_encodings_never_replaces_one_with_them() {
+        let cache = AssetCache::default();
+        cache.insert(record(Some(BOTH)), cache.mark());
+        let kept = cache.insert(record(None), cache.mark());
+        assert_eq!(kept.encodings, Some(BOTH));
+        assert_eq!(cache.get(HASH).unwrap().encodings, Some(BOTH));
+    }
+
+    #[test]
+    fn encodings_reach_a_cached_record() {
+        let cache = AssetCache::default();
+        cache.insert(record(None), cache.mark());
+        cache.set_encodings(HASH, BOTH);
+        assert_eq!(cache.get(HASH).unwrap().encodings, Some(BOTH));
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
-use otago_core::is_asset_hash;
+use otago_core::{is_asset_hash, served_content_type};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -22,9 +22,15 @@ pub(crate) async fn asset(
     Path(hash): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    serve(&state, &hash, &headers)
+    let mut response = serve(&state, &hash, &headers)
         .await
-        .unwrap_or_else(|err| err.into_response())
+        .unwrap_or_else(|err| err.into_response());
+    // Browsers must take the content type as sent, never guess one from the bytes.
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<Response> {
@@ -50,9 +56,11 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(value) = HeaderValue::from_str(&asset.content_type) {
-        out.insert(header::CONTENT_TYPE, value);
-    }
+    // From the server's table, whatever the record says (older records kept the uploader's).
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(served_content_type(&asset.content_type)),
+    );
 
     let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let range = header_text(header::RANGE)

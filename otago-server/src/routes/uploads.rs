@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use otago_core::is_asset_hash;
+use otago_core::{is_asset_hash, served_content_type};
 use serde::{Deserialize, Serialize};
 
 use super::project_for;
@@ -84,10 +84,13 @@ pub(crate) struct UploadedAsset {
     created: bool,
 }
 
-/// The declared content type, if it is a plausible MIME type.
+/// The content type the asset is served with: the server's own entry for the declared type
+/// (which the CLI takes from the file's extension, as the manifest's `contentType`), or
+/// `application/octet-stream` (see [`served_content_type`]). A declared value that is not a
+/// MIME type at all is refused.
 fn content_type(headers: &HeaderMap) -> ApiResult<String> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok("application/octet-stream".to_owned());
+        return Ok(served_content_type("").to_owned());
     };
     let text = value.to_str().ok().map(str::trim).unwrap_or_default();
     let essence = text.split(';').next().unwrap_or_default().trim();
@@ -108,7 +111,7 @@ fn content_type(headers: &HeaderMap) -> ApiResult<String> {
             "send the asset's type, e.g. `content-type: image/png` or `application/javascript`",
         ));
     }
-    Ok(text.to_owned())
+    Ok(served_content_type(text).to_owned())
 }
 
 /// Reads and drops up to [`DRAIN_LIMIT`] bytes of a refused body.
@@ -208,10 +211,13 @@ pub(crate) async fn store_asset(
         encodings: None,
         created_at: state.now(),
     };
+    // Marked before the compressor can see the asset: should it finish before the record is
+    // cached, the record (without its variants) is not cached over them.
+    let mark = state.assets.mark();
     let created = state.meta.insert_asset(record.clone()).await?;
     let record = if created {
         state.compressor.enqueue(hash.to_owned());
-        state.assets.insert(record)
+        state.assets.insert(record, mark)
     } else {
         state
             .asset(hash)

@@ -116,7 +116,7 @@ impl LocalBlobStore {
     ) -> Result<(String, u64), PutError> {
         let mut file = tokio::fs::File::create_new(tmp)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(StoreError::io)?;
         let mut hasher = AssetHasher::default();
         let mut size: u64 = 0;
         while let Some(chunk) = body.next().await {
@@ -126,10 +126,10 @@ impl LocalBlobStore {
                 return Err(PutError::TooLarge { limit });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(StoreError::backend)?;
+            file.write_all(&chunk).await.map_err(StoreError::io)?;
         }
-        file.flush().await.map_err(StoreError::backend)?;
-        file.sync_all().await.map_err(StoreError::backend)?;
+        file.flush().await.map_err(StoreError::io)?;
+        file.sync_all().await.map_err(StoreError::io)?;
         let (actual, key) = hasher.finish();
         if actual != hash {
             return Err(PutError::HashMismatch { actual });
@@ -161,7 +161,7 @@ impl BlobStore for LocalBlobStore {
         })
         .await
         .map_err(StoreError::backend)?
-        .map_err(StoreError::backend)?;
+        .map_err(StoreError::io)?;
         guard.0 = None;
         Ok(StoredBlob { key, size })
     }
@@ -179,7 +179,7 @@ impl BlobStore for LocalBlobStore {
         })
         .await
         .map_err(StoreError::backend)?
-        .map_err(StoreError::backend)
+        .map_err(StoreError::io)
     }
 
     async fn open(

@@ -33,12 +33,26 @@ pub enum StoreError {
     /// The backend failed (I/O, database); the detail is for the log.
     #[error("store backend: {0}")]
     Backend(String),
+    /// The disk (or quota) is full: nothing more can be stored until space is freed; the
+    /// detail is for the log.
+    #[error("store full: {0}")]
+    Full(String),
 }
 
 impl StoreError {
     /// A backend failure with a detail for the log.
     pub fn backend(detail: impl fmt::Display) -> Self {
         Self::Backend(detail.to_string())
+    }
+
+    /// An I/O failure: [`StoreError::Full`] when the disk or quota is full, else a backend failure.
+    pub fn io(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                Self::Full(err.to_string())
+            }
+            _ => Self::Backend(err.to_string()),
+        }
     }
 }
 

@@ -408,3 +408,81 @@ async fn a_compressible_asset_is_compressed_once_and_served_per_encoding() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_asset_uploaded_as_html_is_never_served_as_html() {
+    let server = Server::start().await;
+    let project = server.create_project("html", "production").await;
+    let project_ref = project["ref"].as_str().unwrap();
+    let page = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    let hash = otago_core::asset_hash(&page);
+    let response = server
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/projects/{project_ref}/assets/{hash}"),
+        )
+        .header("content-type", "text/html; charset=utf-8")
+        .body(page.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let uploaded: Value = response.json().await.unwrap();
+    assert_eq!(uploaded["content_type"], "application/octet-stream");
+
+    let url = format!("{}/assets/{hash}", server.url);
+    for method in [Method::GET, Method::HEAD] {
+        let response = server.client.request(method, &url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/octet-stream"
+        );
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+    let response = server
+        .client
+        .get(&url)
+        .header("range", "bytes=0-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let missing = format!("{}/assets/{}", server.url, "A".repeat(43));
+    let response = server.client.get(&missing).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_html_content_type_stored_before_is_not_served() {
+    use otago_server::store::{AssetRecord, BlobStore as _, LocalBlobStore};
+
+    let server = Server::start().await;
+    let page = b"<svg onload=alert(1)>".to_vec();
+    let hash = otago_core::asset_hash(&page);
+    let blobs = LocalBlobStore::open_without_cleanup(&server.dir).unwrap();
+    let stream = futures_util::stream::iter([Ok(bytes::Bytes::from(page.clone()))]);
+    let stored = blobs.put(&hash, 1024, Box::pin(stream)).await.unwrap();
+    let record = AssetRecord {
+        hash: hash.clone(),
+        key: stored.key,
+        size: stored.size,
+        content_type: "image/svg+xml".to_owned(),
+        encodings: None,
+        created_at: otago_core::Timestamp::from_unix_millis(0).unwrap(),
+    };
+    assert!(server.state.meta().insert_asset(record).await.unwrap());
+    let url = format!("{}/assets/{hash}", server.url);
+    let response = server.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(body(response).await, page);
+    server.stop().await;
+}

@@ -4,7 +4,8 @@
 //! exports/v2 of the example app; `security` sends hostile requests; `api` is the management API;
 //! `bounds` floods a real server with made-up requests and idle or slow connections; `demo`
 //! covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
-//! SIGKILL during an upload and a publish.
+//! SIGKILL during an upload and a publish; `disk_full` fills a small tmpfs under the data folder;
+//! `releases` drives simulated devices through rollouts, reverts, the health gate and ramps.
 
 mod access;
 mod api;
@@ -12,6 +13,7 @@ mod assets;
 mod bounds;
 mod crash;
 mod demo;
+mod disk_full;
 mod harness;
 mod protocol;
 mod releases;

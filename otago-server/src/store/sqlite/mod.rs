@@ -35,7 +35,12 @@ pub struct SqliteStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        Self::backend(err)
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull => {
+                Self::Full(err.to_string())
+            }
+            _ => Self::backend(err),
+        }
     }
 }
 
