@@ -168,7 +168,7 @@ pub struct ServerConfig {
     pub flush_interval: Duration,
     /// At most this many distinct adoption counters (and as many runtime version days) are
     /// held between flushes: by default under 10 MiB of counters and 52 MiB of days (at most
-    /// 66 days a project, so far less in practice; [`crate::adoption`] bounds every entry).
+    /// 66 days a project, so far less in practice; the adoption module bounds every entry).
     pub adoption_capacity: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub shutdown_grace: Duration,
