@@ -56,6 +56,12 @@ pub enum Error {
     /// The answer due is a directive but the client accepts only a single JSON body.
     #[error("the answer is a directive, which needs `multipart/mixed` in `accept`")]
     DirectiveNeedsMultipart,
+    /// The answer due is a `rollBackToEmbedded` directive but the client speaks protocol v0,
+    /// which has no directives: it keeps running what it runs.
+    #[error(
+        "this runtime version and platform were rolled back to the update embedded in the app, a directive that protocol v0 (no `expo-protocol-version` header) cannot carry; the app keeps running the update it has"
+    )]
+    RollbackNeedsProtocolV1,
     /// The client asked for a signature under a key id the update was not signed with.
     #[error(
         "the client expects a signature with keyid `{expected}` but {available}; sign the update with that key"
@@ -133,7 +139,8 @@ pub enum Error {
 impl Error {
     /// The HTTP status a protocol endpoint answers with for this error.
     ///
-    /// Request errors map as the conformance checklist says (400, 405, 406, 431);
+    /// Request errors map as the conformance checklist says (400, 405, 406, 431; a directive
+    /// due to a v0 client is 406, as the protocol asks for an incompatible protocol version);
     /// [`Error::NoUpdate`] is 404; everything else is a bad request (400), since the
     /// core only ever sees data that a caller handed in.
     #[must_use]
@@ -141,7 +148,7 @@ impl Error {
         match self {
             Self::BadHeader { status, .. } => *status,
             Self::MethodNotAllowed { .. } => 405,
-            Self::DirectiveNeedsMultipart => 406,
+            Self::DirectiveNeedsMultipart | Self::RollbackNeedsProtocolV1 => 406,
             Self::NoUpdate => 404,
             Self::Release { .. } => 409,
             _ => 400,

@@ -428,6 +428,7 @@ impl PreparedUpdates {
     ///
     /// # Errors
     /// - [`Error::NoUpdate`] (404): a v0 client and no manifest to serve;
+    /// - [`Error::RollbackNeedsProtocolV1`] (406): a rollback is due and the client speaks v0;
     /// - [`Error::DirectiveNeedsMultipart`] (406): a rollback is due and the client does not accept multipart;
     /// - [`Error::SignatureUnavailable`] (400): the client expects a signature under a key id the
     ///   update is not signed with (or the update is unsigned).

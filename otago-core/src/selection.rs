@@ -282,7 +282,7 @@ pub(crate) fn decide_role(view: &View<'_>, request: &ManifestRequest) -> Result<
             Some(embedded) if is_current(Some(embedded)) => Ok(Outcome::NoUpdateAvailable),
             Some(_) => Ok(Outcome::RollBackToEmbedded(role)),
         },
-        _ => Err(Error::NoUpdate),
+        _ => Err(Error::RollbackNeedsProtocolV1),
     }
 }
 
@@ -300,7 +300,8 @@ pub(crate) fn decide_role(view: &View<'_>, request: &ManifestRequest) -> Result<
 ///
 /// # Errors
 /// [`Error::NoUpdate`] (404) for a v0 client when there is no manifest to serve: v0 has no
-/// directives and no 204.
+/// directives and no 204; [`Error::RollbackNeedsProtocolV1`] (406) for a v0 client when the
+/// answer due is a rollback.
 pub fn decide<'a>(release: &'a ChannelRelease, request: &ManifestRequest) -> Result<Decision<'a>> {
     let ids: Vec<(Role, String, UpdateKind)> = release
         .updates()

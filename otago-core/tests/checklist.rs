@@ -592,12 +592,13 @@ fn c08_no_protocol_header_is_v0_and_always_gets_a_manifest() {
         served_manifest(answer.response).1["id"],
         fixture().v2.id.to_string()
     );
-    // With a rollback newest, v0 gets an error, never a directive or a 204.
+    // With a rollback newest, v0 gets an error naming why (406), never a directive or a 204.
     let err = v0
         .set("expo-embedded-update-id", "123")
         .ask(with_rollback())
         .unwrap_err();
-    assert_eq!(err.http_status(), 404);
+    assert_eq!(err, Error::RollbackNeedsProtocolV1);
+    assert_eq!(err.http_status(), 406);
 }
 
 #[test]
@@ -859,7 +860,7 @@ fn c18_rollback_only_to_v1_with_an_embedded_id() {
             .ask(updates)
             .unwrap_err()
             .http_status(),
-        404
+        406
     );
     let answer = req().ask(updates).unwrap();
     assert_eq!(

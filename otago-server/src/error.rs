@@ -197,6 +197,10 @@ fn protocol_problem(err: &otago_core::Error) -> Problem {
             "send the headers expo-updates sends; see the message for the one at fault",
         ),
         E::MethodNotAllowed { .. } => ("method_not_allowed", "use GET"),
+        E::RollbackNeedsProtocolV1 => (
+            "rollback_needs_protocol_v1",
+            "build the app with an expo-updates that sends `expo-protocol-version: 1` (every current one does) to apply rollbacks",
+        ),
         E::NoUpdate => (
             "no_update",
             "publish an update for this runtime version and platform, or send `expo-protocol-version: 1`",

@@ -292,7 +292,10 @@ proptest! {
             let decision = match decide(&release, &r) {
                 Ok(decision) => decision,
                 Err(err) => {
-                    prop_assert!(!v1 && err == Error::NoUpdate);
+                    prop_assert!(
+                        !v1 && matches!(err, Error::NoUpdate | Error::RollbackNeedsProtocolV1),
+                        "{err}"
+                    );
                     continue;
                 }
             };

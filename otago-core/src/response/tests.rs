@@ -112,10 +112,9 @@ fn rollbacks_need_multipart_and_signatures_must_match() {
         updates.answer(&r).unwrap_err(),
         Error::DirectiveNeedsMultipart
     );
-    assert_eq!(
-        updates.answer(&request(ProtocolVersion::V0)).unwrap_err(),
-        Error::NoUpdate
-    );
+    let err = updates.answer(&request(ProtocolVersion::V0)).unwrap_err();
+    assert_eq!(err, Error::RollbackNeedsProtocolV1);
+    assert_eq!(err.http_status(), 406);
 }
 
 #[test]

@@ -99,9 +99,16 @@ fn nothing_published_is_no_update_for_v1_and_404_for_v0() {
 #[test]
 fn rollbacks_need_v1_and_an_embedded_update() {
     let release = full(rollback_update(2, 20));
+    let mut v0 = request(ProtocolVersion::V0);
     assert_eq!(
-        decide(&release, &request(ProtocolVersion::V0)).unwrap_err(),
-        Error::NoUpdate
+        decide(&release, &v0).unwrap_err(),
+        Error::RollbackNeedsProtocolV1,
+        "a v0 client is told why, not that nothing is published"
+    );
+    v0.embedded_update_id = Some("123".into());
+    assert_eq!(
+        decide(&release, &v0).unwrap_err(),
+        Error::RollbackNeedsProtocolV1
     );
     assert_eq!(
         decide(&release, &request(ProtocolVersion::V1)).unwrap(),
@@ -232,7 +239,8 @@ proptest! {
                 prop_assert_eq!(update.kind, UpdateKind::RollBackToEmbedded);
             }
             Ok(_) => prop_assert!(v1, "v0 only ever gets a manifest"),
-            Err(err) => prop_assert!(!v1 && err == Error::NoUpdate),
+            Err(Error::RollbackNeedsProtocolV1) => prop_assert!(!v1),
+            Err(err) => prop_assert!(!v1 && err == Error::NoUpdate, "{err}"),
         }
     }
 }

@@ -518,16 +518,33 @@ async fn c18_rollback_only_for_v1_with_embedded_id() {
             .status(),
         204
     );
-    // v0 never gets a directive (and has no manifest to get here).
-    let v0 = with(
-        with(ios(), "expo-embedded-update-id", Some(embedded)),
-        "expo-protocol-version",
-        None,
-    );
-    assert_eq!(
-        server.manifest(&project_ref, &as_refs(&v0)).await.status(),
-        404
-    );
+    // v0 never gets a directive, and is told why (406, as the protocol asks for an
+    // incompatible protocol version), not that nothing is published.
+    for embedded in [None, Some(embedded)] {
+        let v0 = with(
+            with(ios(), "expo-embedded-update-id", embedded),
+            "expo-protocol-version",
+            None,
+        );
+        let response = server.manifest(&project_ref, &as_refs(&v0)).await;
+        assert_eq!(response.status(), 406);
+        let body: Value = response.json().await.unwrap();
+        let problem = &body["error"];
+        assert_eq!(problem["code"], "rollback_needs_protocol_v1", "{body}");
+        let message = problem["message"].as_str().unwrap();
+        assert!(
+            message.contains("rolled back to the update embedded in the app")
+                && message.contains("protocol v0"),
+            "{message}"
+        );
+        assert!(
+            problem["hint"]
+                .as_str()
+                .unwrap()
+                .contains("expo-protocol-version: 1"),
+            "{problem}"
+        );
+    }
 }
 
 #[tokio::test]
