@@ -103,8 +103,8 @@ def not_worse(x, y, rel=0.25, abs_ms=0.5):
 
 
 unchanged = all(
-    not_worse(med(n, "p50"), med(A, "p50"))
-    and not_worse(med(n, "p99"), med(A, "p99"))
+    not_worse(med(n, "p50"), med(base, "p50"))
+    and not_worse(med(n, "p99"), med(base, "p99"))
     and rps(n) >= 0.9 * rps(base)
     for n, base in ((E, F), (ER, FR))
 )

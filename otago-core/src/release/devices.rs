@@ -11,6 +11,7 @@
 //! format (kept in the database, merged across replicas and versions), so their layout and
 //! the device hash must never change with a dependency update.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use sha2::{Digest as _, Sha256};
@@ -50,9 +51,13 @@ impl DeviceHash {
 
 /// Distinct devices in [`SKETCH_BYTES`] bytes; safe to add to from many threads at once
 /// (each register is an atomic maximum), so counting needs no lock.
+///
+/// The registers are allocated when the first device is counted (or a non-empty stored
+/// sketch merged in): a server holds a sketch for every live update, and most updates of a
+/// burst of publishes are replaced before any device asks for them.
 #[derive(Debug)]
 pub struct DeviceSketch {
-    registers: Box<[AtomicU8]>,
+    registers: OnceLock<Box<[AtomicU8]>>,
     /// Set when a register grew since [`DeviceSketch::take_changed`] last looked.
     changed: AtomicBool,
 }
@@ -68,15 +73,21 @@ impl DeviceSketch {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            registers: (0..REGISTERS).map(|_| AtomicU8::new(0)).collect(),
+            registers: OnceLock::new(),
             changed: AtomicBool::new(false),
         }
+    }
+
+    /// The registers, allocated (all zero) on first use.
+    fn registers(&self) -> &[AtomicU8] {
+        self.registers
+            .get_or_init(|| (0..REGISTERS).map(|_| AtomicU8::new(0)).collect())
     }
 
     /// Counts a device (again counting it changes nothing).
     pub fn insert(&self, device: DeviceHash) {
         let (index, rank) = device.register_and_rank();
-        let register = &self.registers[index];
+        let register = &self.registers()[index];
         if register.load(Ordering::Relaxed) < rank
             && register.fetch_max(rank, Ordering::Relaxed) < rank
         {
@@ -98,7 +109,10 @@ impl DeviceSketch {
                 ),
             });
         }
-        for (register, &rank) in self.registers.iter().zip(bytes) {
+        if bytes.iter().all(|&rank| rank == 0) {
+            return Ok(());
+        }
+        for (register, &rank) in self.registers().iter().zip(bytes) {
             register.fetch_max(rank, Ordering::Relaxed);
         }
         Ok(())
@@ -107,10 +121,15 @@ impl DeviceSketch {
     /// The registers, to store (and later [`DeviceSketch::merge_bytes`]).
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.registers
-            .iter()
-            .map(|register| register.load(Ordering::Relaxed))
-            .collect()
+        self.registers.get().map_or_else(
+            || vec![0; SKETCH_BYTES],
+            |registers| {
+                registers
+                    .iter()
+                    .map(|register| register.load(Ordering::Relaxed))
+                    .collect()
+            },
+        )
     }
 
     /// Whether a register grew since the last call (and clears the flag): what a flusher
@@ -127,10 +146,13 @@ impl DeviceSketch {
     /// The estimated number of distinct devices counted.
     #[must_use]
     pub fn estimate(&self) -> u64 {
+        let Some(registers) = self.registers.get() else {
+            return 0;
+        };
         let m = REGISTERS as f64;
         let mut zeros = 0u32;
         let mut sum = 0.0f64;
-        for register in &*self.registers {
+        for register in &**registers {
             let rank = register.load(Ordering::Relaxed);
             if rank == 0 {
                 zeros += 1;
@@ -166,6 +188,25 @@ mod tests {
             sketch.insert(DeviceHash::of(&format!("device-{i}")));
         }
         sketch
+    }
+
+    #[test]
+    fn registers_are_allocated_by_the_first_device_or_a_non_empty_merge() {
+        let sketch = DeviceSketch::new();
+        assert!(sketch.registers.get().is_none());
+        assert_eq!(sketch.estimate(), 0);
+        assert_eq!(sketch.to_bytes(), vec![0; SKETCH_BYTES]);
+        sketch.merge_bytes(&[0; SKETCH_BYTES]).unwrap();
+        assert!(sketch.registers.get().is_none(), "an empty stored sketch");
+        assert!(!sketch.take_changed());
+        let stored = count(3).to_bytes();
+        sketch.merge_bytes(&stored).unwrap();
+        assert!(sketch.registers.get().is_some());
+        assert_eq!((sketch.estimate(), sketch.to_bytes()), (3, stored));
+        let counted = DeviceSketch::new();
+        counted.insert(DeviceHash::of("device"));
+        assert!(counted.registers.get().is_some() && counted.take_changed());
+        assert_eq!(counted.estimate(), 1);
     }
 
     #[test]
