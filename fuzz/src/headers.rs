@@ -1,7 +1,7 @@
 //! Request headers: the whole manifest request, and each structured (RFC 8941) header alone.
 
 use otago_core::{
-    ExpectSignature, ManifestRequest, ProtocolVersion, ResponseFormat, SignatureHeader,
+    ExpectSignature, MAX_HEADER_VALUE_BYTES, ManifestRequest, ProtocolVersion, ResponseFormat, SignatureHeader,
     StoredSignature, extra_params_header_value, parse_extra_params, parse_recent_failed_update_ids,
     recent_failed_update_ids_header_value,
 };
@@ -73,7 +73,9 @@ fn render(request: &ManifestRequest<'_>) -> Vec<(&'static str, String)> {
         headers.push(("expo-recent-failed-update-ids", value));
     }
     if !request.a_im.is_empty() {
-        headers.push(("a-im", request.a_im.join(", ")));
+        // Joined with a bare comma: each token came from its own comma-separated piece, so
+        // the value is never longer than what was read (`, ` could pass the size limit).
+        headers.push(("a-im", request.a_im.join(",")));
     }
     let preferred = request.format.media_type();
     let accept = match request.format {
@@ -96,6 +98,24 @@ pub fn manifest_request(data: &[u8]) {
         return;
     };
     let rendered = render(&request);
+    if rendered
+        .iter()
+        .any(|(_, value)| value.len() > MAX_HEADER_VALUE_BYTES)
+    {
+        // A structured header's canonical form (`a=1, b=2`) can be longer than the compact
+        // one that was read (`a=1,b=2`); past the limit, the one answer is a 431.
+        let refused = ManifestRequest::parse(
+            "GET",
+            rendered
+                .iter()
+                .map(|(name, value)| (*name, value.as_bytes())),
+        );
+        assert!(
+            matches!(refused, Err(otago_core::Error::BadHeader { status: 431, .. })),
+            "an over-long rendered value must be a 431: {refused:?}"
+        );
+        return;
+    }
     let again = ManifestRequest::parse(
         "GET",
         rendered
