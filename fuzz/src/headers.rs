@@ -1,9 +1,9 @@
 //! Request headers: the whole manifest request, and each structured (RFC 8941) header alone.
 
 use otago_core::{
-    ExpectSignature, MAX_HEADER_VALUE_BYTES, ManifestRequest, ProtocolVersion, ResponseFormat, SignatureHeader,
-    StoredSignature, extra_params_header_value, parse_extra_params, parse_recent_failed_update_ids,
-    recent_failed_update_ids_header_value,
+    ExpectSignature, MAX_HEADER_VALUE_BYTES, ManifestRequest, ProtocolVersion, ResponseFormat,
+    SignatureHeader, StoredSignature, extra_params_header_value, parse_extra_params,
+    parse_recent_failed_update_ids, recent_failed_update_ids_header_value,
 };
 
 /// Strips the spaces and tabs around a header value, as HTTP/1 servers do.
@@ -111,7 +111,10 @@ pub fn manifest_request(data: &[u8]) {
                 .map(|(name, value)| (*name, value.as_bytes())),
         );
         assert!(
-            matches!(refused, Err(otago_core::Error::BadHeader { status: 431, .. })),
+            matches!(
+                refused,
+                Err(otago_core::Error::BadHeader { status: 431, .. })
+            ),
             "an over-long rendered value must be a 431: {refused:?}"
         );
         return;
