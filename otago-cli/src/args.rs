@@ -88,6 +88,53 @@ pub enum Command {
     Codesigning(CodesigningCommand),
     /// The runtime versions the project's devices ask for, with their number of devices.
     Fleet(FleetArgs),
+    /// Bundles embedded in native builds, registered so devices still on them get patches.
+    #[command(subcommand)]
+    Embedded(EmbeddedCommand),
+}
+
+/// `otago embedded ...`
+#[derive(Debug, Subcommand)]
+pub enum EmbeddedCommand {
+    /// Upload the JavaScript bundle embedded in a native build and register it with the build's
+    /// embedded update id, so the first update after a store release downloads as a patch.
+    Upload(EmbeddedUploadArgs),
+    /// List the project's registered embedded bundles.
+    List {
+        /// The project.
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+}
+
+/// `otago embedded upload`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct EmbeddedUploadArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// The build's platform.
+    #[arg(long, short = 'p', value_enum)]
+    pub platform: EmbeddedPlatformArg,
+    /// The build's runtime version.
+    #[arg(long)]
+    pub runtime_version: String,
+    /// The embedded update's id; by default the `id` of the build's `app.manifest`.
+    #[arg(long)]
+    pub update_id: Option<String>,
+    /// The bundle (`main.jsbundle` on iOS, `index.android.bundle` on Android), or a folder of
+    /// the build's output holding it and its `app.manifest` (an unpacked `.app` or APK).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+/// One platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbeddedPlatformArg {
+    /// iOS.
+    Ios,
+    /// Android.
+    Android,
 }
 
 /// `otago fleet`

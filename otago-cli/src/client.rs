@@ -299,6 +299,54 @@ pub struct GroupUpdate {
     /// The standby revert's devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_health: Option<Health>,
+    /// The launch asset and its bundle patches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_asset: Option<LaunchAsset>,
+}
+
+/// An update's launch asset, with the bundle patches devices download instead of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchAsset {
+    /// Its hash.
+    pub hash: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The patches made so far (the server makes them in the background after a publish).
+    #[serde(default)]
+    pub patches: Vec<BundlePatch>,
+}
+
+/// A bundle patch to a launch asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundlePatch {
+    /// The launch asset it applies to.
+    pub base_hash: String,
+    /// The updates (and embedded bundles) whose devices hold that base.
+    #[serde(default)]
+    pub base_update_ids: Vec<String>,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A bundle embedded in a native build, registered for patches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddedBundle {
+    /// The embedded update's id.
+    pub update_id: String,
+    /// Platform.
+    pub platform: Platform,
+    /// The build's runtime version.
+    pub runtime_version: String,
+    /// The bundle's hash.
+    pub bundle_hash: String,
+    /// When it was registered.
+    pub created_at: String,
+}
+
+/// `GET /api/v1/projects/{ref}/embedded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EmbeddedList {
+    embedded: Vec<EmbeddedBundle>,
 }
 
 /// A published group: one update per platform, published together.
@@ -850,6 +898,50 @@ impl Client {
             Retry::Idempotent,
         )
         .await
+    }
+
+    /// `POST /api/v1/projects/{ref}/embedded`: registers an uploaded bundle as the one embedded
+    /// in builds whose embedded update is `update_id`.
+    ///
+    /// # Errors
+    /// The server's error, e.g. 409 when the id is registered with another bundle.
+    pub async fn register_embedded(
+        &self,
+        reference: &str,
+        platform: Platform,
+        runtime_version: &str,
+        update_id: &str,
+        bundle_hash: &str,
+    ) -> Result<EmbeddedBundle> {
+        let body = serde_json::json!({
+            "platform": platform.as_str(),
+            "runtime_version": runtime_version,
+            "update_id": update_id,
+            "bundle_hash": bundle_hash,
+        });
+        self.json(
+            Method::POST,
+            &format!("/api/v1/projects/{reference}/embedded"),
+            Some(&body),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects/{ref}/embedded`.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn list_embedded(&self, reference: &str) -> Result<Vec<EmbeddedBundle>> {
+        let list: EmbeddedList = self
+            .json(
+                Method::GET,
+                &format!("/api/v1/projects/{reference}/embedded"),
+                None::<&()>,
+                Retry::Idempotent,
+            )
+            .await?;
+        Ok(list.embedded)
     }
 
     /// `GET /api/v1/projects/{ref}/groups/{group}`, with manifests and signatures.

@@ -25,6 +25,7 @@ pub mod client;
 pub mod codesigning;
 pub mod deploy;
 pub mod doctor;
+pub mod embedded;
 pub mod error;
 pub mod fleet;
 pub mod output;
@@ -135,6 +136,12 @@ pub async fn run_async(settings: Settings, printer: &Printer) -> Result<()> {
         }
         CommandSettings::Rollback(rollback_settings) => {
             printer.result(&rollback::rollback(&rollback_settings, server, printer).await?)
+        }
+        CommandSettings::EmbeddedUpload(upload_settings) => {
+            printer.result(&embedded::upload(&upload_settings, server, printer).await?)
+        }
+        CommandSettings::EmbeddedList { project } => {
+            printer.result(&embedded::list(server, &project).await?)
         }
         CommandSettings::Fleet { project, days } => {
             printer.result(&fleet::fleet(server, &project, days).await?)

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::args::ColorArg;
-use crate::client::{Group, Health};
+use crate::client::{Group, Health, LaunchAsset};
 use crate::codesigning::CodesigningReport;
 use crate::deploy::DeployReport;
 use crate::doctor::{CheckStatus, DoctorReport};
@@ -698,6 +698,38 @@ fn health_text(health: &Health) -> String {
     }
 }
 
+/// An update's bundle patches, one line each: from which updates, and their size against the
+/// full launch asset's.
+fn render_patches(out: &mut dyn Write, launch: &LaunchAsset) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  {DIM}{:<8}{DIM:#} launch asset {}, {} bundle patch{}",
+        "",
+        human_bytes(launch.size),
+        launch.patches.len(),
+        if launch.patches.len() == 1 { "" } else { "es" }
+    )?;
+    for patch in &launch.patches {
+        let from = match patch.base_update_ids.as_slice() {
+            [] => patch.base_hash.clone(),
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+        };
+        let percent = if launch.size == 0 {
+            0.0
+        } else {
+            patch.size as f64 * 100.0 / launch.size as f64
+        };
+        writeln!(
+            out,
+            "  {DIM}{:<8}{DIM:#}   from {from}: {} ({percent:.1} % of the full bundle)",
+            "",
+            human_bytes(patch.size)
+        )?;
+    }
+    Ok(())
+}
+
 fn render_group(out: &mut dyn Write, group: &Group, detailed: bool) -> std::io::Result<()> {
     let status = match group.state.as_str() {
         "reverted" => format!("{RED}reverted{RED:#}"),
@@ -743,6 +775,9 @@ fn render_group(out: &mut dyn Write, group: &Group, detailed: bool) -> std::io::
                     "",
                     health_text(&health)
                 )?;
+            }
+            if let Some(launch) = &update.launch_asset {
+                render_patches(out, launch)?;
             }
         }
     }

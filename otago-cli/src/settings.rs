@@ -12,8 +12,8 @@ use otago_core::{FailureRate, Platform, Ramp, Timestamp};
 
 use crate::args::{
     Args, CodesigningCommand, CodesigningGenerateArgs, ColorArg, Command, DeployArgs, DoctorArgs,
-    EnvFileArgs, KeyRoleArg, KeysCommand, PlatformArg, ProjectsCommand, ProjectsUpdateArgs,
-    RollbackArgs, RolloutArgs, UpdatesCommand,
+    EmbeddedCommand, EmbeddedPlatformArg, EnvFileArgs, KeyRoleArg, KeysCommand, PlatformArg,
+    ProjectsCommand, ProjectsUpdateArgs, RollbackArgs, RolloutArgs, UpdatesCommand,
 };
 use crate::error::{CliError, Result};
 
@@ -334,6 +334,21 @@ pub enum RolloutChange {
     Revert,
 }
 
+/// `otago embedded upload`, checked.
+#[derive(Debug, Clone)]
+pub struct EmbeddedUploadSettings {
+    /// Project ref.
+    pub project: String,
+    /// The build's platform.
+    pub platform: Platform,
+    /// The build's runtime version.
+    pub runtime_version: String,
+    /// The embedded update id, when given (else read from `app.manifest`).
+    pub update_id: Option<String>,
+    /// The bundle, or a folder holding it.
+    pub path: PathBuf,
+}
+
 /// `otago rollout`, checked.
 #[derive(Debug, Clone)]
 pub struct RolloutSettings {
@@ -488,6 +503,13 @@ pub enum CommandSettings {
         /// Most groups to show.
         limit: u32,
     },
+    /// `embedded upload`.
+    EmbeddedUpload(EmbeddedUploadSettings),
+    /// `embedded list`.
+    EmbeddedList {
+        /// Project ref.
+        project: String,
+    },
     /// `updates view`.
     UpdatesView {
         /// Project ref.
@@ -625,6 +647,24 @@ impl Settings {
             Command::Rollback(rollback) => {
                 CommandSettings::Rollback(rollback_settings(rollback, env)?)
             }
+            Command::Embedded(EmbeddedCommand::Upload(upload)) => {
+                CommandSettings::EmbeddedUpload(EmbeddedUploadSettings {
+                    project: project_ref(&upload.project.project)?,
+                    platform: match upload.platform {
+                        EmbeddedPlatformArg::Ios => Platform::Ios,
+                        EmbeddedPlatformArg::Android => Platform::Android,
+                    },
+                    runtime_version: non_empty("--runtime-version", &upload.runtime_version)?,
+                    update_id: upload
+                        .update_id
+                        .map(|id| non_empty("--update-id", &id))
+                        .transpose()?,
+                    path: upload.path,
+                })
+            }
+            Command::Embedded(EmbeddedCommand::List { project }) => CommandSettings::EmbeddedList {
+                project: project_ref(&project.project)?,
+            },
             Command::Rollout(rollout) => CommandSettings::Rollout(rollout_settings(rollout)?),
             Command::Fleet(fleet) => CommandSettings::Fleet {
                 project: project_ref(&fleet.project.project)?,

@@ -134,6 +134,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A bundle patch could not be made, or does not apply.
+    #[error("bundle patch: {reason}")]
+    Patch {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -72,6 +72,7 @@ mod env_files;
 mod error;
 mod export;
 mod manifest;
+mod patch;
 mod platform;
 mod release;
 mod request;
@@ -100,6 +101,10 @@ pub use export::{
     DescribedFile, DescribedPlatform, ExportAsset, ExportMetadata, ExportPath, PlatformExport,
 };
 pub use manifest::{Manifest, ManifestAsset, ManifestSpec, UpdateId, asset_url};
+pub use patch::{
+    DEFAULT_MAX_PATCH_PERCENT, DEFAULT_PATCH_BASES, Patch, PatchPair, apply_patch, make_patch,
+    patch_base, patch_worth_keeping, wanted_patches,
+};
 pub use platform::Platform;
 pub use release::{
     ChannelRelease, DEFAULT_MAX_FAILURE_PERCENT, DEFAULT_MIN_DEVICES, DeviceHash, DeviceSketch,

@@ -35,6 +35,8 @@ impl EnvVars {
     pub const OTAGO_BODY_TIMEOUT_SECS: &'static str = "OTAGO_BODY_TIMEOUT_SECS";
     /// Seconds a response may wait for the client to read (`--write-timeout-secs`).
     pub const OTAGO_WRITE_TIMEOUT_SECS: &'static str = "OTAGO_WRITE_TIMEOUT_SECS";
+    /// Earlier updates a launch asset is patched from (`--patch-bases`).
+    pub const OTAGO_PATCH_BASES: &'static str = "OTAGO_PATCH_BASES";
 }
 
 /// Default listen address.
@@ -126,6 +128,10 @@ pub struct ServeArgs {
     /// streamed from disk. 0 turns this off.
     #[arg(long, env = EnvVars::OTAGO_ASSET_MEMORY_MB, default_value_t = DEFAULT_ASSET_MEMORY_MB, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub asset_memory_mb: u64,
+    /// Bundle patches: how many earlier updates of a channel each launch asset is patched from
+    /// (and to, for reverts), besides every registered embedded bundle; 0 turns patches off.
+    #[arg(long, env = EnvVars::OTAGO_PATCH_BASES, default_value_t = otago_core::DEFAULT_PATCH_BASES as u8, value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub patch_bases: u8,
     /// Days adoption counts and the runtime versions devices ask for are kept; older ones are
     /// deleted at the next flush.
     #[arg(long, env = EnvVars::OTAGO_ADOPTION_RETENTION_DAYS, default_value_t = DEFAULT_ADOPTION_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -177,6 +183,13 @@ pub struct ServerConfig {
     pub brotli_max_quality: u32,
     /// Bytes of memory for the most requested assets (0: always read them from the store).
     pub asset_memory_bytes: u64,
+    /// Earlier updates each launch asset is patched from; 0: no patches.
+    pub patch_bases: usize,
+    /// A patch is kept only at most this many hundredths of its target's size.
+    pub patch_max_percent: u8,
+    /// Launch assets larger than this are not diffed (bounds the differ's memory: about
+    /// ten times the base's size).
+    pub patch_max_bundle_bytes: u64,
     /// How often rollouts are judged by their health gates and ramps take their steps.
     pub release_tick: Duration,
     /// Failed authentications a client address may have at once before it gets 429.
@@ -207,6 +220,9 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("brotli_max_quality", &self.brotli_max_quality)
             .field("asset_memory_bytes", &self.asset_memory_bytes)
+            .field("patch_bases", &self.patch_bases)
+            .field("patch_max_percent", &self.patch_max_percent)
+            .field("patch_max_bundle_bytes", &self.patch_max_bundle_bytes)
             .field("release_tick", &self.release_tick)
             .field("auth_failure_burst", &self.auth_failure_burst)
             .field("auth_failure_interval", &self.auth_failure_interval)
@@ -235,6 +251,9 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             brotli_max_quality: 11,
             asset_memory_bytes: DEFAULT_ASSET_MEMORY_MB * 1024 * 1024,
+            patch_bases: otago_core::DEFAULT_PATCH_BASES,
+            patch_max_percent: otago_core::DEFAULT_MAX_PATCH_PERCENT,
+            patch_max_bundle_bytes: 64 * 1024 * 1024,
             release_tick: Duration::from_millis(250),
             auth_failure_burst: 20,
             auth_failure_interval: Duration::from_secs(3),

@@ -55,6 +55,7 @@ mod ids;
 mod limits;
 mod live;
 mod metrics;
+mod patches;
 mod publish;
 mod releases;
 mod routes;

@@ -41,6 +41,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut config =
         ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
     config.asset_memory_bytes = args.asset_memory_mb * 1024 * 1024;
+    config.patch_bases = usize::from(args.patch_bases);
     config.adoption_retention_days = args.adoption_retention_days;
     config.max_connections = args
         .max_connections

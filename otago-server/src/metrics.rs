@@ -34,6 +34,8 @@ pub(crate) struct Metrics {
     answers: [AtomicU64; 4],
     asset_bytes: AtomicU64,
     health_gate_reverts: AtomicU64,
+    patches_served: AtomicU64,
+    patch_bytes_saved: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -54,6 +56,8 @@ impl Default for Metrics {
             answers: Default::default(),
             asset_bytes: AtomicU64::new(0),
             health_gate_reverts: AtomicU64::new(0),
+            patches_served: AtomicU64::new(0),
+            patch_bytes_saved: AtomicU64::new(0),
         }
     }
 }
@@ -94,6 +98,13 @@ impl Metrics {
     /// Counts asset body bytes about to be sent.
     pub(crate) fn asset_bytes(&self, bytes: u64) {
         self.asset_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts a bundle patch sent instead of a `full`-byte launch asset.
+    pub(crate) fn patch_served(&self, patch: u64, full: u64) {
+        self.patches_served.fetch_add(1, Ordering::Relaxed);
+        self.patch_bytes_saved
+            .fetch_add(full.saturating_sub(patch), Ordering::Relaxed);
     }
 
     /// Counts a rollout the health gate reverted.
@@ -152,6 +163,22 @@ impl Metrics {
             out,
             "otago_health_gate_reverts_total {}",
             self.health_gate_reverts.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP otago_patches_served_total Bundle patches sent instead of whole launch assets.\n");
+        out.push_str("# TYPE otago_patches_served_total counter\n");
+        let _ = writeln!(
+            out,
+            "otago_patches_served_total {}",
+            self.patches_served.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP otago_patch_bytes_saved_total Launch-asset bytes not sent thanks to patches.\n",
+        );
+        out.push_str("# TYPE otago_patch_bytes_saved_total counter\n");
+        let _ = writeln!(
+            out,
+            "otago_patch_bytes_saved_total {}",
+            self.patch_bytes_saved.load(Ordering::Relaxed)
         );
         out
     }

@@ -31,7 +31,7 @@ use crate::store::{
 };
 
 /// Longest runtime version accepted.
-const MAX_RUNTIME_VERSION_LEN: usize = 255;
+pub(crate) const MAX_RUNTIME_VERSION_LEN: usize = 255;
 /// Longest message accepted.
 const MAX_MESSAGE_LEN: usize = 4096;
 /// How far into the future a `createdAt` may be (clock skew between deployer and server).
@@ -633,7 +633,11 @@ pub(crate) async fn publish(
     }
     group.updates = update_records(state, checked, &built, controls).await?;
     state.meta.publish(group.clone()).await?;
+    let changed: Vec<ChannelKey> = built.iter().map(|(key, _)| key.clone()).collect();
     state.live.install(built);
+    for channel in changed {
+        state.patcher.channel_changed(channel);
+    }
     tracing::info!(project = %project.r#ref, group = %group.id, runtime_version = %group.runtime_version, kind = group.kind.as_str(), rollout = group.rollout_percentage, "group published");
     Ok(group)
 }

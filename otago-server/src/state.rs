@@ -18,6 +18,7 @@ use crate::hot_assets::HotAssets;
 use crate::ids;
 use crate::live::LiveMap;
 use crate::metrics::Metrics;
+use crate::patches::{PatchBook, PatchSettings, Patcher};
 use crate::store::{
     AssetRecord, BlobStore, Encodings, LocalBlobStore, MetaStore, SqliteStore, StoreResult,
 };
@@ -176,6 +177,10 @@ pub struct Shared {
     pub(crate) hot: HotAssets,
     pub(crate) recorder: Recorder,
     pub(crate) compressor: Compressor,
+    /// Launch assets and bundle patches, for the asset route.
+    pub(crate) patch_book: Arc<PatchBook>,
+    /// Makes the patches of changed channels.
+    pub(crate) patcher: Patcher,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin_token_hash: [u8; 32],
@@ -320,10 +325,28 @@ impl AppState {
         for hash in meta.uncompressed_assets().await.map_err(store_error)? {
             compressor.enqueue(hash);
         }
+        let patch_book = Arc::new(PatchBook::default());
+        let patch_channels = patch_book.load(meta.as_ref()).await.map_err(store_error)?;
+        let patcher = Patcher::start(
+            Arc::clone(&meta),
+            Arc::clone(&blobs),
+            Arc::clone(&patch_book),
+            Arc::clone(&clock),
+            PatchSettings {
+                bases: config.patch_bases,
+                max_percent: config.patch_max_percent,
+                max_bundle_bytes: config.patch_max_bundle_bytes,
+            },
+        );
+        for channel in patch_channels {
+            patcher.channel_changed(channel);
+        }
         let state = Self(Arc::new(Shared {
             recorder: Recorder::new(config.adoption_capacity),
             hot: HotAssets::new(config.asset_memory_bytes),
             compressor,
+            patch_book,
+            patcher,
             auth_throttle: Throttle::new(config.auth_failure_burst, config.auth_failure_interval),
             config,
             meta,

@@ -2,14 +2,15 @@
 //!
 //! Immutable caching, ETag and `If-None-Match`, `accept-encoding` negotiation over the variants
 //! compressed at upload (br > gzip > identity, honouring q-values), single `Range` requests on
-//! the plain bytes, streamed from the blob store.
+//! the plain bytes, streamed from the blob store; a `bsdiff` patch of a launch asset for a device
+//! that asks for one against an update it runs, when one was made.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
-use otago_core::{is_asset_hash, served_content_type};
+use otago_core::{asset_hash, is_asset_hash, patch_base, served_content_type};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -49,12 +50,23 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
         )
     };
     let asset = state.served_asset(hash).await?.ok_or_else(not_found)?;
+    let patchable = state.patch_book.is_target(hash);
+    if patchable && let Some(response) = patch(state, hash, asset.size, headers).await {
+        return Ok(response);
+    }
     let identity_etag = format!("\"{hash}\"");
 
     let mut response = Response::new(Body::empty());
     let out = response.headers_mut();
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-    out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    out.insert(
+        header::VARY,
+        HeaderValue::from_static(if patchable {
+            PATCH_VARY
+        } else {
+            "accept-encoding"
+        }),
+    );
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     // From the server's table, whatever the record says (older records kept the uploader's).
     out.insert(
@@ -142,6 +154,56 @@ async fn serve(state: &AppState, hash: &str, headers: &HeaderMap) -> ApiResult<R
     }
     *response.body_mut() = body;
     Ok(response)
+}
+
+/// What the answers for a launch asset that has patches vary with.
+const PATCH_VARY: &str = "accept-encoding, a-im, expo-current-update-id";
+
+/// The `226 IM Used` answer with a verified patch, when the request asks for one that exists
+/// (protocol section 8). `None`: send the full asset (no patch asked for or made, or the stored
+/// patch failed its integrity check, which withdraws it).
+async fn patch(state: &AppState, hash: &str, full: u64, headers: &HeaderMap) -> Option<Response> {
+    let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+    let base = patch_base(
+        header("a-im"),
+        header("expo-current-update-id"),
+        header("expo-requested-update-id"),
+    )?;
+    let patch = state.patch_book.find(&base, hash)?;
+    let bytes = match state.blobs.read(&patch.hash, Encoding::Identity).await {
+        Ok(Some(bytes)) if asset_hash(&bytes) == patch.hash => bytes,
+        Ok(_) => {
+            tracing::error!(patch = %patch.hash, target = %hash, "a stored bundle patch is missing or corrupt; it is withdrawn and the full asset sent");
+            state.patch_book.withdraw(&patch, hash);
+            return None;
+        }
+        Err(err) => {
+            tracing::warn!(patch = %patch.hash, error = %err, "reading a bundle patch failed; the full asset is sent");
+            return None;
+        }
+    };
+    state.metrics.patch_served(bytes.len() as u64, full);
+    state.metrics.asset_bytes(bytes.len() as u64);
+    let mut response = Response::new(Body::from(bytes.clone()));
+    *response.status_mut() = StatusCode::IM_USED;
+    let out = response.headers_mut();
+    out.insert(
+        HeaderName::from_static("im"),
+        HeaderValue::from_static("bsdiff"),
+    );
+    out.insert(
+        HeaderName::from_static("expo-base-update-id"),
+        HeaderValue::from_str(&base.to_string()).ok()?,
+    );
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    out.insert(header::VARY, HeaderValue::from_static(PATCH_VARY));
+    // A patch fits only the device that asked: no cache may keep it for another.
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(response)
 }
 
 /// The asset's bytes from memory: held already, or read now by the one request allowed to

@@ -47,6 +47,62 @@ pub(crate) struct UpdateView {
     directive: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<String>,
+    /// The launch asset's size, and the bundle patches devices can download instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launch_asset: Option<LaunchAssetView>,
+}
+
+/// A launch asset with its patches.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LaunchAssetView {
+    hash: String,
+    size: u64,
+    patches: Vec<PatchView>,
+}
+
+/// A bundle patch to a launch asset, from what devices on some updates run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PatchView {
+    /// The launch asset it starts from.
+    base_hash: String,
+    /// The updates (and registered embedded bundles) whose devices hold that base.
+    base_update_ids: Vec<String>,
+    size: u64,
+}
+
+/// The launch assets of updates, with their patches, by update id.
+async fn launch_assets_of(
+    state: &AppState,
+    groups: &[GroupRecord],
+) -> ApiResult<BTreeMap<String, LaunchAssetView>> {
+    let mut views = BTreeMap::new();
+    for update in groups.iter().flat_map(|g| &g.updates) {
+        let Some(hash) = state.patch_book.launch_asset_of(&update.id) else {
+            continue;
+        };
+        let Some(asset) = state.asset(&hash).await? else {
+            continue;
+        };
+        let patches = state
+            .patch_book
+            .to_target(&hash)
+            .into_iter()
+            .map(|patch| PatchView {
+                base_update_ids: state.patch_book.updates_running(&patch.base_hash),
+                base_hash: patch.base_hash,
+                size: patch.size,
+            })
+            .collect();
+        views.insert(
+            update.id.clone(),
+            LaunchAssetView {
+                hash,
+                size: asset.size,
+                patches,
+            },
+        );
+    }
+    Ok(views)
 }
 
 /// An update's health in the API.
@@ -155,6 +211,7 @@ impl GroupView {
             .collect();
         let health = health_of(state, ids).await?;
         let health_for = |id: &str| health.get(id).copied().unwrap_or_default();
+        let mut launch_assets = launch_assets_of(state, &groups).await?;
         let now = state.now();
         Ok(groups
             .into_iter()
@@ -233,6 +290,7 @@ impl GroupView {
                                 })
                                 .flatten();
                             UpdateView {
+                                launch_asset: launch_assets.remove(&update.id),
                                 platform: update.platform.as_str(),
                                 health: health_for(&update.id).into(),
                                 standby_health: update

@@ -15,6 +15,7 @@ use crate::store::ProjectRecord;
 
 pub(crate) mod assets;
 pub(crate) mod audit;
+pub(crate) mod embedded;
 pub(crate) mod fleet;
 pub(crate) mod groups;
 pub(crate) mod health;
@@ -94,6 +95,8 @@ route_table! {
         get "/api/v1/projects/{ref}/release" => groups::release, Access::Project(Deploy);
         get "/api/v1/projects/{ref}/adoption" => fleet::adoption, Access::Project(Deploy);
         get "/api/v1/projects/{ref}/runtime-versions" => fleet::runtime_versions, Access::Project(Deploy);
+        post "/api/v1/projects/{ref}/embedded" => embedded::register, Access::Project(Deploy);
+        get "/api/v1/projects/{ref}/embedded" => embedded::list, Access::Project(Deploy);
     }
 }
 

@@ -503,6 +503,35 @@ pub struct RuntimeVersionDay {
     pub last_seen_ms: i64,
 }
 
+/// The launch asset of an update (or standby revert), or of a bundle embedded in a build: what
+/// a device that runs that update holds, and so the base a patch can start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchAssetRecord {
+    /// The update's id (for an embedded bundle, the embedded update's).
+    pub update_id: String,
+    /// Its project, platform and runtime version.
+    pub channel: ChannelKey,
+    /// The launch asset's hash.
+    pub asset_hash: String,
+    /// The update's `createdAt` (for an embedded bundle, when it was registered).
+    pub created_at: Timestamp,
+    /// Whether it is a registered embedded bundle.
+    pub embedded: bool,
+}
+
+/// A patch between two launch assets, or the record that the pair was tried and not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchRecord {
+    /// The launch asset a device runs.
+    pub base_hash: String,
+    /// The launch asset it is sent.
+    pub target_hash: String,
+    /// The verified patch's blob (its hash) and size; `None` when not worth keeping.
+    pub patch: Option<(String, u64)>,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
 /// The metadata store: projects, keys, the asset index, groups and updates, adoption counts.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
@@ -628,6 +657,23 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Deletes adoption counts and runtime version days older than `before_ms`; returns how
     /// many rows went.
     async fn prune_counts(&self, before_ms: i64) -> StoreResult<u64>;
+
+    /// The launch assets of a channel (every channel's for `None`): its updates' and standbys',
+    /// newest first, then its registered embedded bundles.
+    async fn launch_assets(
+        &self,
+        channel: Option<ChannelKey>,
+    ) -> StoreResult<Vec<LaunchAssetRecord>>;
+    /// Registers an embedded bundle (an asset in the index); false if it was registered
+    /// already, [`StoreError::Conflict`] if its update id is registered with another bundle
+    /// or channel.
+    async fn add_embedded(&self, bundle: LaunchAssetRecord) -> StoreResult<bool>;
+    /// A project's registered embedded bundles, newest first.
+    async fn embedded(&self, project_ref: &str) -> StoreResult<Vec<LaunchAssetRecord>>;
+    /// Every patch record.
+    async fn patches(&self) -> StoreResult<Vec<PatchRecord>>;
+    /// Stores a patch record (replacing one for the same pair).
+    async fn add_patch(&self, patch: PatchRecord) -> StoreResult<()>;
 
     /// The database's own consistency check plus referential checks; problems found, if any.
     async fn integrity_problems(&self) -> StoreResult<Vec<String>>;

@@ -5,7 +5,7 @@
 //! `bounds` floods a real server with made-up requests and idle or slow connections; `demo`
 //! covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
 //! SIGKILL during an upload and a publish; `disk_full` fills a small tmpfs under the data folder;
-//! `releases` drives simulated devices through rollouts, reverts, the health gate and ramps.
+//! `patches` applies the server's bundle patches with `bspatch`; `releases` drives simulated devices through rollouts, reverts, the health gate and ramps.
 
 mod access;
 mod api;
@@ -15,6 +15,7 @@ mod crash;
 mod demo;
 mod disk_full;
 mod harness;
+mod patches;
 mod protocol;
 mod releases;
 mod security;

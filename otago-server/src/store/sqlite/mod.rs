@@ -11,20 +11,22 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{
     AdoptionCount, AssetRecord, AuditRecord, ChannelKey, Encodings, GroupFilter, GroupRecord,
-    HealthRecord, KeyRecord, KeyRole, MetaStore, ProjectPatch, ProjectRecord, ReleaseRecord,
-    RevertRecord, RuntimeVersionDay, StoreError, StoreResult,
+    HealthRecord, KeyRecord, KeyRole, LaunchAssetRecord, MetaStore, PatchRecord, ProjectPatch,
+    ProjectRecord, ReleaseRecord, RevertRecord, RuntimeVersionDay, StoreError, StoreResult,
 };
 use crate::error::Problem;
 
 mod adoption;
 mod groups;
+mod patches;
 
 /// Schema migrations, applied in order; `schema_version` holds how many ran.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("schema_v1.sql"),
     include_str!("schema_keys_audit.sql"),
     include_str!("schema_releases.sql"),
     include_str!("schema_adoption.sql"),
+    include_str!("schema_patches.sql"),
 ];
 
 /// The SQLite metadata store.
@@ -603,6 +605,34 @@ impl MetaStore for SqliteStore {
 
     async fn channels(&self) -> StoreResult<Vec<ChannelKey>> {
         self.call(groups::channels).await
+    }
+
+    async fn launch_assets(
+        &self,
+        channel: Option<ChannelKey>,
+    ) -> StoreResult<Vec<LaunchAssetRecord>> {
+        self.call(move |conn| patches::launch_assets(conn, channel.as_ref()))
+            .await
+    }
+
+    async fn add_embedded(&self, bundle: LaunchAssetRecord) -> StoreResult<bool> {
+        self.call(move |conn| patches::add_embedded(conn, &bundle))
+            .await
+    }
+
+    async fn embedded(&self, project_ref: &str) -> StoreResult<Vec<LaunchAssetRecord>> {
+        let project_ref = project_ref.to_owned();
+        self.call(move |conn| patches::embedded(conn, &project_ref))
+            .await
+    }
+
+    async fn patches(&self) -> StoreResult<Vec<PatchRecord>> {
+        self.call(patches::patches).await
+    }
+
+    async fn add_patch(&self, patch: PatchRecord) -> StoreResult<()> {
+        self.call(move |conn| patches::add_patch(conn, &patch))
+            .await
     }
 
     async fn audit_log(
