@@ -302,6 +302,9 @@ pub struct GroupUpdate {
     /// The launch asset and its bundle patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_asset: Option<LaunchAsset>,
+    /// Whether the server is still making its bundle patches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub patches_pending: bool,
 }
 
 /// An update's launch asset, with the bundle patches devices download instead of it.

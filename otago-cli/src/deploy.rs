@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use otago_core::{
     DescribedPlatform, ExportMetadata, FailureRate, Manifest, ManifestSpec, Platform,
@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::app::{self, AppConfig, LoadedEnv};
 use crate::client::{
-    ChannelRelease, Client, Group, NewGroup, NewHealthGate, NewRamp, NewStandby, NewUpdate,
-    Project, ReleasedUpdate,
+    BundlePatch, ChannelRelease, Client, Group, LaunchAsset, NewGroup, NewHealthGate, NewRamp,
+    NewStandby, NewUpdate, Project, ReleasedUpdate,
 };
 use crate::error::{CliError, Result};
 use crate::output::Printer;
@@ -95,6 +95,76 @@ pub struct DeployReport {
     pub env_files: Vec<String>,
     /// The export folder used (`None` when a temporary export was removed).
     pub input_dir: Option<PathBuf>,
+    /// The bundle patches the server made for the new updates, by platform.
+    pub patches: Vec<DeployedPatches>,
+}
+
+/// The bundle patches of one new update: what devices on earlier updates download instead of
+/// its whole launch asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployedPatches {
+    /// Platform.
+    pub platform: Platform,
+    /// The update.
+    pub update_id: String,
+    /// The launch asset's full size.
+    pub full_size: u64,
+    /// The patches.
+    pub patches: Vec<BundlePatch>,
+    /// Whether the server was still making them when the deploy stopped waiting.
+    pub pending: bool,
+}
+
+/// How long a deploy waits for the server to make the new updates' bundle patches.
+pub const PATCH_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits (up to [`PATCH_WAIT`]) until the server has made the patches of `groups`, and
+/// returns them per update.
+async fn wait_for_patches(
+    client: &Client,
+    project: &str,
+    groups: &[DeployedGroup],
+    printer: &Printer,
+) -> Result<Vec<DeployedPatches>> {
+    let step = printer.step("Waiting for the server's bundle patches");
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for group in groups {
+        let mut published = client.group(project, &group.id).await?;
+        while published.updates.iter().any(|u| u.patches_pending) && started.elapsed() < PATCH_WAIT
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            published = client.group(project, &group.id).await?;
+        }
+        seen.extend(published.updates.into_iter().map(|update| {
+            let launch = update.launch_asset.unwrap_or(LaunchAsset {
+                hash: String::new(),
+                size: 0,
+                patches: Vec::new(),
+            });
+            DeployedPatches {
+                platform: update.platform,
+                update_id: update.id,
+                full_size: launch.size,
+                patches: launch.patches,
+                pending: update.patches_pending,
+            }
+        }));
+    }
+    let made: usize = seen.iter().map(|p| p.patches.len()).sum();
+    step.done(format!(
+        "{} made{}",
+        match made {
+            1 => "1 bundle patch".to_owned(),
+            n => format!("{n} bundle patches"),
+        },
+        if seen.iter().any(|p| p.pending) {
+            "; more are being made (`otago updates view` shows them)"
+        } else {
+            ""
+        }
+    ));
+    Ok(seen)
 }
 
 /// A file to make sure the server has.
@@ -450,6 +520,16 @@ pub async fn deploy(
         });
     }
     step.done("Published");
+    // The publish stands whatever happens here: patches only save devices bytes.
+    let patches = match wait_for_patches(&client, &project.reference, &groups, printer).await {
+        Ok(patches) => patches,
+        Err(err) => {
+            printer.warn(format!(
+                "published, but the bundle patches could not be read ({err}); `otago updates view` shows them"
+            ));
+            Vec::new()
+        }
+    };
 
     Ok(DeployReport {
         project: project.reference,
@@ -462,6 +542,7 @@ pub async fn deploy(
         assets,
         env_files: env.resolved.files.clone(),
         input_dir: settings.input_dir.clone(),
+        patches,
     })
 }
 

@@ -684,8 +684,31 @@ impl Render for DeployReport {
                 self.assets.reused,
                 human_bytes(self.assets.reused_bytes)
             ),
-        )
+        )?;
+        for update in self.patches.iter().filter(|u| !u.patches.is_empty()) {
+            let smallest = update.patches.iter().map(|p| p.size).min().unwrap_or(0);
+            field(
+                out,
+                &format!("{} patches", platform_name(update.platform)),
+                format!(
+                    "{} from earlier updates, from {} ({}) instead of {}",
+                    update.patches.len(),
+                    human_bytes(smallest),
+                    percent_of(smallest, update.full_size),
+                    human_bytes(update.full_size)
+                ),
+            )?;
+        }
+        Ok(())
     }
+}
+
+/// `part` as a percentage of `whole`, e.g. `2.9 %`.
+fn percent_of(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_owned();
+    }
+    format!("{:.1} %", part as f64 * 100.0 / whole as f64)
 }
 
 fn health_text(health: &Health) -> String {
@@ -715,16 +738,12 @@ fn render_patches(out: &mut dyn Write, launch: &LaunchAsset) -> std::io::Result<
             [one] => one.clone(),
             [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
         };
-        let percent = if launch.size == 0 {
-            0.0
-        } else {
-            patch.size as f64 * 100.0 / launch.size as f64
-        };
         writeln!(
             out,
-            "  {DIM}{:<8}{DIM:#}   from {from}: {} ({percent:.1} % of the full bundle)",
+            "  {DIM}{:<8}{DIM:#}   from {from}: {} ({} of the full bundle)",
             "",
-            human_bytes(patch.size)
+            human_bytes(patch.size),
+            percent_of(patch.size, launch.size)
         )?;
     }
     Ok(())

@@ -41,6 +41,8 @@ struct Book {
     kept: HashMap<String, HashMap<String, ServedPatch>>,
     /// Pairs with a record, kept or not.
     tried: HashSet<(String, String)>,
+    /// Channels queued or being worked on, with how many times they were queued.
+    pending: HashMap<ChannelKey, usize>,
 }
 
 /// What the server knows of launch assets and patches.
@@ -73,6 +75,25 @@ impl PatchBook {
             .launch_of
             .get(&update_id.to_ascii_lowercase())
             .cloned()
+    }
+
+    /// Whether the patches of a channel are still being made (it is queued or being worked on).
+    pub(crate) fn pending(&self, channel: &ChannelKey) -> bool {
+        self.read().pending.contains_key(channel)
+    }
+
+    fn queued(&self, channel: &ChannelKey) {
+        *self.write().pending.entry(channel.clone()).or_default() += 1;
+    }
+
+    fn worked_on(&self, channel: &ChannelKey) {
+        let mut book = self.write();
+        if let Some(count) = book.pending.get_mut(channel) {
+            *count -= 1;
+            if *count == 0 {
+                book.pending.remove(channel);
+            }
+        }
     }
 
     /// Whether some patch leads to `target` (its answers then vary with the patch headers).
@@ -180,6 +201,7 @@ pub(crate) struct PatchSettings {
 #[derive(Debug, Clone)]
 pub(crate) struct Patcher {
     queue: mpsc::UnboundedSender<ChannelKey>,
+    book: Arc<PatchBook>,
 }
 
 /// What the worker needs.
@@ -204,7 +226,7 @@ impl Patcher {
         let worker = Worker {
             meta,
             blobs,
-            book,
+            book: Arc::clone(&book),
             clock,
             settings,
         };
@@ -213,14 +235,18 @@ impl Patcher {
                 if let Err(err) = worker.bring_up_to_date(&channel).await {
                     tracing::warn!(project = %channel.project_ref, platform = %channel.platform, runtime_version = %channel.runtime_version, error = %err, "making bundle patches failed; devices download whole bundles");
                 }
+                worker.book.worked_on(&channel);
             }
         });
-        Self { queue }
+        Self { queue, book }
     }
 
     /// Queues a channel whose updates or embedded bundles changed.
     pub(crate) fn channel_changed(&self, channel: ChannelKey) {
-        let _ = self.queue.send(channel);
+        self.book.queued(&channel);
+        if let Err(mpsc::error::SendError(channel)) = self.queue.send(channel) {
+            self.book.worked_on(&channel);
+        }
     }
 }
 

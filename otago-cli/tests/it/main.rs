@@ -9,5 +9,6 @@ mod export;
 mod failures;
 mod fleet;
 mod harness;
+mod patches;
 mod projects;
 mod tls;

@@ -103,17 +103,20 @@ pub(crate) async fn register(
         created_at: state.now(),
         embedded: true,
     };
-    let created = state.meta.add_embedded(record.clone()).await?;
-    state.patcher.channel_changed(channel);
-    if created {
-        tracing::info!(project = %project.r#ref, update_id = %record.update_id, platform = platform.as_str(), "embedded bundle registered");
+    if !state.meta.add_embedded(record.clone()).await? {
+        // Registered before: answer with the record as it was stored.
+        let stored = state
+            .meta
+            .embedded(&project.r#ref)
+            .await?
+            .into_iter()
+            .find(|r| r.update_id == record.update_id)
+            .unwrap_or(record);
+        return Ok((StatusCode::OK, Json(stored.into())));
     }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(record.into())))
+    state.patcher.channel_changed(channel);
+    tracing::info!(project = %project.r#ref, update_id = %record.update_id, platform = platform.as_str(), "embedded bundle registered");
+    Ok((StatusCode::CREATED, Json(record.into())))
 }
 
 pub(crate) async fn list(

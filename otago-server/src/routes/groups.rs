@@ -20,7 +20,7 @@ use crate::ids;
 use crate::publish::{PublishRequest, publish as publish_group};
 use crate::releases;
 use crate::state::AppState;
-use crate::store::{GroupFilter, GroupKind, GroupRecord, GroupState, ProjectRecord};
+use crate::store::{ChannelKey, GroupFilter, GroupKind, GroupRecord, GroupState, ProjectRecord};
 
 /// Default and largest page of `GET …/groups`.
 const DEFAULT_LIMIT: u32 = 50;
@@ -50,6 +50,9 @@ pub(crate) struct UpdateView {
     /// The launch asset's size, and the bundle patches devices can download instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     launch_asset: Option<LaunchAssetView>,
+    /// Whether the server is still making this update's patches (after a publish).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    patches_pending: bool,
 }
 
 /// A launch asset with its patches.
@@ -260,6 +263,8 @@ impl GroupView {
                         }),
                 });
                 let kind = group.kind;
+                let (project_ref, runtime_version) =
+                    (group.project_ref.clone(), group.runtime_version.clone());
                 Self {
                     id: group.id,
                     runtime_version: group.runtime_version,
@@ -289,7 +294,14 @@ impl GroupView {
                                         .map(|b| String::from_utf8_lossy(b).into_owned())
                                 })
                                 .flatten();
+                            let channel = ChannelKey {
+                                project_ref: project_ref.clone(),
+                                platform: update.platform,
+                                runtime_version: runtime_version.clone(),
+                            };
                             UpdateView {
+                                patches_pending: kind == GroupKind::Update
+                                    && state.patch_book.pending(&channel),
                                 launch_asset: launch_assets.remove(&update.id),
                                 platform: update.platform.as_str(),
                                 health: health_for(&update.id).into(),

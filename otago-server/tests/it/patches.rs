@@ -60,17 +60,18 @@ impl Patched {
         response.json().await.unwrap()
     }
 
-    /// Waits until every update of a group has a patch to its launch asset.
+    /// Waits until the server says a group's patches are made, then checks each of its
+    /// updates has one.
     async fn wait_for_patches(&self, group_id: &str) -> Value {
         let started = Instant::now();
         loop {
             let group = self.group_by_id(group_id).await;
-            let ready = group["updates"].as_array().unwrap().iter().all(|update| {
-                update["launch_asset"]["patches"]
-                    .as_array()
-                    .is_some_and(|p| !p.is_empty())
-            });
-            if ready {
+            let updates = group["updates"].as_array().unwrap();
+            if updates.iter().all(|u| u.get("patches_pending").is_none()) {
+                for update in updates {
+                    let patches = update["launch_asset"]["patches"].as_array();
+                    assert!(patches.is_some_and(|p| !p.is_empty()), "{group:#}");
+                }
                 return group;
             }
             assert!(
