@@ -1,6 +1,7 @@
 //! Criterion benchmarks of otago-core's hot paths on the real fixture export:
-//! hashing a 1.6 MB bundle, building and rendering a manifest, signing, and answering
-//! a protocol request from pre-rendered responses.
+//! hashing a 1.6 MB bundle, building and rendering a manifest, signing, answering a protocol
+//! request from pre-rendered responses, and making and applying the bundle patch between the
+//! fixture's two exports.
 //!
 //! ```sh
 //! cargo bench -p otago-benches
@@ -15,10 +16,12 @@ use otago_benches::fixture_file;
 use otago_core::{
     AssetDescription, DescribedPlatform, ExportMetadata, Manifest, ManifestRequest, ManifestSpec,
     Platform, PreparedUpdates, PublishedUpdate, SignatureHeader, SigningKey, StoredSignature,
-    Timestamp, UpdateId,
+    Timestamp, UpdateId, apply_patch, asset_hash, make_patch,
 };
 
 const BUNDLE: &str = "exports/v1/_expo/static/js/ios/index-17db1bcc5eb02aebfc93514b328cbb77.hbc";
+/// The same bundle after the one-line change of exports/v2.
+const BUNDLE_V2: &str = "exports/v2/_expo/static/js/ios/index-00a3d570fc8c0ce5371590dd50230874.hbc";
 
 fn ios_spec() -> ManifestSpec {
     let metadata = ExportMetadata::parse(&fixture_file("exports/v1/metadata.json")).unwrap();
@@ -135,5 +138,21 @@ fn answering(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, hashing, manifests, answering);
+fn patching(c: &mut Criterion) {
+    let (base, target) = (fixture_file(BUNDLE), fixture_file(BUNDLE_V2));
+    let target_hash = asset_hash(&target);
+    let patch = make_patch(&base, &target, &target_hash).unwrap();
+    let mut group = c.benchmark_group("patch");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(target.len() as u64));
+    group.bench_function("make and verify, 1.6 MB bundle (one-line change)", |b| {
+        b.iter(|| make_patch(black_box(&base), black_box(&target), &target_hash).unwrap());
+    });
+    group.bench_function("apply, 1.6 MB bundle", |b| {
+        b.iter(|| apply_patch(black_box(&base), black_box(&patch.bytes), u64::MAX).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hashing, manifests, answering, patching);
 criterion_main!(benches);
