@@ -320,8 +320,16 @@ impl Worker {
         let patch =
             tokio::task::spawn_blocking(move || make_patch(&base, &target, &target_hash_owned))
                 .await
-                .map_err(StoreError::backend)?
                 .map_err(StoreError::backend)?;
+        let patch = match patch {
+            Ok(patch) => patch,
+            // The stored target does not hash to its name, or the differ erred: recorded as
+            // not kept (so not retried), and the channel's other pairs are still made.
+            Err(err) => {
+                tracing::error!(base = %base_hash, target = %target_hash, error = %err, "a bundle patch could not be made; devices download the whole bundle");
+                return Ok(None);
+            }
+        };
         let size = patch.bytes.len() as u64;
         if !patch_worth_keeping(size, full, self.settings.max_percent) {
             return Ok(None);
