@@ -164,7 +164,68 @@ pub fn patch_base(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the bytes, a patch made is one that reproduces its target.
+        #[test]
+        fn every_patch_made_reproduces_its_target(
+            base in proptest::collection::vec(any::<u8>(), 0..4096),
+            edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..16),
+            tail in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut target = base.clone();
+            for (at, byte) in edits {
+                if !target.is_empty() {
+                    let at = usize::from(at) % target.len();
+                    target[at] = byte;
+                }
+            }
+            target.extend(tail);
+            let patch = make_patch(&base, &target, &asset_hash(&target)).unwrap();
+            prop_assert_eq!(apply_patch(&base, &patch.bytes, target.len() as u64).unwrap(), target);
+        }
+
+        /// The wanted pairs stay inside the window and the embedded bundles, never pair a launch
+        /// asset with itself, and cover every ordered pair of the window.
+        #[test]
+        fn wanted_patches_stay_in_the_window(
+            recent in proptest::collection::vec(0u8..8, 0..20),
+            embedded in proptest::collection::vec(0u8..12, 0..3),
+            bases in 0usize..5,
+        ) {
+            let recent: Vec<String> = recent.iter().map(|n| format!("h{n}")).collect();
+            let embedded: Vec<String> = embedded.iter().map(|n| format!("h{n}")).collect();
+            let recent_refs: Vec<&str> = recent.iter().map(String::as_str).collect();
+            let embedded_refs: Vec<&str> = embedded.iter().map(String::as_str).collect();
+            let wanted = wanted_patches(&recent_refs, &embedded_refs, bases);
+            let mut window: Vec<&str> = Vec::new();
+            for hash in &recent_refs {
+                if window.len() <= bases && !window.contains(hash) {
+                    window.push(hash);
+                }
+            }
+            for pair in &wanted {
+                prop_assert_ne!(&pair.base, &pair.target);
+                prop_assert!(window.contains(&pair.target.as_str()));
+                prop_assert!(
+                    window.contains(&pair.base.as_str()) || embedded_refs.contains(&pair.base.as_str())
+                );
+            }
+            for target in &window {
+                for base in window.iter().chain(&embedded_refs) {
+                    if base != target {
+                        let pair = PatchPair { base: (*base).to_owned(), target: (*target).to_owned() };
+                        prop_assert!(wanted.contains(&pair));
+                    }
+                }
+            }
+        }
+    }
 
     fn bundle(seed: u8, len: usize) -> Vec<u8> {
         (0..len)
