@@ -22,6 +22,11 @@ use crate::store::{
     StoreResult,
 };
 
+/// How many of a channel's newest updates the worker looks at: the patch window's distinct
+/// launch assets are found among them, and they hold the updates published since it last
+/// looked (it looks after every publish).
+const RECENT_UPDATES: u32 = 64;
+
 /// A verified patch the asset route may send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServedPatch {
@@ -174,7 +179,7 @@ impl PatchBook {
 
     /// Loads every launch asset and patch record; returns the channels that have launch assets.
     pub(crate) async fn load(&self, meta: &dyn MetaStore) -> StoreResult<Vec<ChannelKey>> {
-        let records = meta.launch_assets(None).await?;
+        let records = meta.all_launch_assets().await?;
         self.learn_launch_assets(&records);
         for patch in meta.patches().await? {
             self.learn_patch(&patch);
@@ -252,7 +257,10 @@ impl Patcher {
 
 impl Worker {
     async fn bring_up_to_date(&self, channel: &ChannelKey) -> StoreResult<()> {
-        let records = self.meta.launch_assets(Some(channel.clone())).await?;
+        let records = self
+            .meta
+            .recent_launch_assets(channel.clone(), RECENT_UPDATES)
+            .await?;
         self.book.learn_launch_assets(&records);
         if self.settings.bases == 0 {
             return Ok(());

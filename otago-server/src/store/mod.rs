@@ -658,11 +658,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// many rows went.
     async fn prune_counts(&self, before_ms: i64) -> StoreResult<u64>;
 
-    /// The launch assets of a channel (every channel's for `None`): its updates' and standbys',
-    /// newest first, then its registered embedded bundles.
-    async fn launch_assets(
+    /// The launch assets of every update, standby and registered embedded bundle.
+    async fn all_launch_assets(&self) -> StoreResult<Vec<LaunchAssetRecord>>;
+    /// The launch assets of a channel's `newest` newest updates and of their standbys, newest
+    /// first, then every embedded bundle registered for it. Reads only those updates' bodies.
+    async fn recent_launch_assets(
         &self,
-        channel: Option<ChannelKey>,
+        channel: ChannelKey,
+        newest: u32,
     ) -> StoreResult<Vec<LaunchAssetRecord>>;
     /// Registers an embedded bundle (an asset in the index); false if it was registered
     /// already, [`StoreError::Conflict`] if its update id is registered with another bundle

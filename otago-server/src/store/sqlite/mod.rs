@@ -607,11 +607,16 @@ impl MetaStore for SqliteStore {
         self.call(groups::channels).await
     }
 
-    async fn launch_assets(
+    async fn all_launch_assets(&self) -> StoreResult<Vec<LaunchAssetRecord>> {
+        self.call(patches::all_launch_assets).await
+    }
+
+    async fn recent_launch_assets(
         &self,
-        channel: Option<ChannelKey>,
+        channel: ChannelKey,
+        newest: u32,
     ) -> StoreResult<Vec<LaunchAssetRecord>> {
-        self.call(move |conn| patches::launch_assets(conn, channel.as_ref()))
+        self.call(move |conn| patches::recent_launch_assets(conn, &channel, newest))
             .await
     }
 

@@ -8,7 +8,7 @@ use crate::store::{ChannelKey, LaunchAssetRecord, PatchRecord, StoreError, Store
 
 /// Updates and standbys read their launch asset from the manifest bytes as published (the
 /// server checked them then); directives have none.
-const LAUNCH_ASSETS: &str = "\
+const ALL_LAUNCH_ASSETS: &str = "\
 SELECT id, project_ref, platform, runtime_version, asset_hash, created_at, embedded FROM ( \
   SELECT u.id AS id, g.project_ref AS project_ref, u.platform AS platform, \
          g.runtime_version AS runtime_version, \
@@ -23,32 +23,66 @@ SELECT id, project_ref, platform, runtime_version, asset_hash, created_at, embed
   UNION ALL \
   SELECT update_id, project_ref, platform, runtime_version, asset_hash, created_at, 1 \
   FROM embedded_bundles \
-) WHERE asset_hash IS NOT NULL \
-  AND (?1 IS NULL OR (project_ref = ?1 AND platform = ?2 AND runtime_version = ?3)) \
-ORDER BY embedded, created_at DESC, id";
+) WHERE asset_hash IS NOT NULL";
 
-pub(super) fn launch_assets(
+/// One channel: its newest updates are picked by id and time first, so only their bodies are
+/// read and parsed, however long the channel's history.
+const RECENT_LAUNCH_ASSETS: &str = "\
+WITH newest AS ( \
+  SELECT u.id AS id FROM updates u JOIN groups g ON u.group_seq = g.seq \
+  WHERE g.kind = 'update' AND g.project_ref = ?1 AND u.platform = ?2 AND g.runtime_version = ?3 \
+  ORDER BY u.created_at DESC, u.id LIMIT ?4 \
+) \
+SELECT id, asset_hash, created_at, embedded FROM ( \
+  SELECT u.id AS id, json_extract(CAST(u.body AS TEXT), '$.launchAsset.hash') AS asset_hash, \
+         u.created_at AS created_at, 0 AS embedded \
+  FROM newest n JOIN updates u ON u.id = n.id \
+  UNION ALL \
+  SELECT s.id, json_extract(CAST(s.body AS TEXT), '$.launchAsset.hash'), s.created_at, 0 \
+  FROM newest n JOIN standbys s ON s.update_id = n.id WHERE s.kind = 'update' \
+  UNION ALL \
+  SELECT update_id, asset_hash, created_at, 1 FROM embedded_bundles \
+  WHERE project_ref = ?1 AND platform = ?2 AND runtime_version = ?3 \
+) WHERE asset_hash IS NOT NULL ORDER BY embedded, created_at DESC, id";
+
+pub(super) fn all_launch_assets(conn: &mut Connection) -> StoreResult<Vec<LaunchAssetRecord>> {
+    let mut statement = conn.prepare(ALL_LAUNCH_ASSETS)?;
+    let rows = statement.query_map([], |row| {
+        Ok(LaunchAssetRecord {
+            update_id: row.get(0)?,
+            channel: ChannelKey {
+                project_ref: row.get(1)?,
+                platform: platform(&row.get::<_, String>(2)?)?,
+                runtime_version: row.get(3)?,
+            },
+            asset_hash: row.get(4)?,
+            created_at: ts(row.get(5)?)?,
+            embedded: row.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn recent_launch_assets(
     conn: &mut Connection,
-    channel: Option<&ChannelKey>,
+    channel: &ChannelKey,
+    newest: u32,
 ) -> StoreResult<Vec<LaunchAssetRecord>> {
-    let mut statement = conn.prepare_cached(LAUNCH_ASSETS)?;
+    let mut statement = conn.prepare_cached(RECENT_LAUNCH_ASSETS)?;
     let rows = statement.query_map(
         params![
-            channel.map(|c| c.project_ref.as_str()),
-            channel.map(|c| c.platform.as_str()),
-            channel.map(|c| c.runtime_version.as_str()),
+            channel.project_ref,
+            channel.platform.as_str(),
+            channel.runtime_version,
+            newest,
         ],
         |row| {
             Ok(LaunchAssetRecord {
                 update_id: row.get(0)?,
-                channel: ChannelKey {
-                    project_ref: row.get(1)?,
-                    platform: platform(&row.get::<_, String>(2)?)?,
-                    runtime_version: row.get(3)?,
-                },
-                asset_hash: row.get(4)?,
-                created_at: ts(row.get(5)?)?,
-                embedded: row.get(6)?,
+                channel: channel.clone(),
+                asset_hash: row.get(1)?,
+                created_at: ts(row.get(2)?)?,
+                embedded: row.get(3)?,
             })
         },
     )?;
