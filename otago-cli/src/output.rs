@@ -691,11 +691,16 @@ impl Render for DeployReport {
                 out,
                 &format!("{} patches", platform_name(update.platform)),
                 format!(
-                    "{} from earlier updates, from {} ({}) instead of {}",
-                    update.patches.len(),
+                    "{}{} ({}) instead of {}, for devices on {}",
+                    if update.patches.len() > 1 {
+                        "from "
+                    } else {
+                        ""
+                    },
                     human_bytes(smallest),
                     percent_of(smallest, update.full_size),
-                    human_bytes(update.full_size)
+                    human_bytes(update.full_size),
+                    count(update.patches.len(), "earlier bundle")
                 ),
             )?;
         }

@@ -2,6 +2,7 @@
 //! applied with Debian's `bspatch` (what expo-updates' own bspatch reads), never served for a
 //! base they were not made from, for another asset, or when their stored bytes are corrupt.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -9,14 +10,16 @@ use otago_core::{Platform, asset_hash};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::{Built, Server, body, export, now_ms};
+use crate::harness::{
+    Built, RUNTIME, Server, body, build_signed, export, now_ms, publish_body, with_standbys,
+};
 
 /// A server with exports/v1 then exports/v2 published, once v2's patches are made.
 struct Patched {
     server: Server,
     project_ref: String,
-    v1: std::collections::BTreeMap<Platform, Built>,
-    v2: std::collections::BTreeMap<Platform, Built>,
+    v1: BTreeMap<Platform, Built>,
+    v2: BTreeMap<Platform, Built>,
     v1_group: String,
     v2_group: String,
 }
@@ -353,5 +356,73 @@ async fn a_corrupted_stored_patch_is_never_served_and_patches_survive_a_restart(
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("im").is_none());
         assert_eq!(asset_hash(&body(response).await), launch(&v2).1);
+    }
+}
+
+#[tokio::test]
+async fn a_rollouts_standby_revert_is_a_patch_base_and_target_too() {
+    let server = Server::start().await;
+    let project_ref = server.signing_project("standby-patches").await;
+    let t = now_ms() - 60_000;
+    let v1 = server
+        .publish_export(&project_ref, export("exports/v1"), t)
+        .await
+        .manifests;
+    // v2 as a 10 % rollout over v1, with the signed standby revert `otago deploy` makes.
+    server
+        .upload_export(&project_ref, export("exports/v2"))
+        .await;
+    let v2 = build_signed(
+        export("exports/v2"),
+        &format!("{}/assets", server.url),
+        t + 1000,
+    );
+    let controls: BTreeMap<Platform, Option<Vec<u8>>> = v1
+        .iter()
+        .map(|(platform, built)| (*platform, Some(built.bytes.clone())))
+        .collect();
+    let body = with_standbys(publish_body(RUNTIME, &v2, Some(10)), &controls);
+    let response = server.publish(&project_ref, &body).await;
+    assert_eq!(response.status(), 201);
+    let group: Value = response.json().await.unwrap();
+    let patched = Patched {
+        server,
+        project_ref,
+        v1_group: String::new(),
+        v2_group: group["id"].as_str().unwrap().to_owned(),
+        v1,
+        v2,
+    };
+    let group = patched.wait_for_patches(&patched.v2_group).await;
+    for update in group["updates"].as_array().unwrap() {
+        let platform: Platform = update["platform"].as_str().unwrap().parse().unwrap();
+        let standby = update["standby_id"].as_str().unwrap();
+        // The standby runs v1's bundle: devices on it (after a revert) get the same patch to v2
+        // as devices on v1.
+        let from_v1 = &update["launch_asset"]["patches"][0];
+        let bases: Vec<&str> = from_v1["base_update_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap())
+            .collect();
+        assert!(
+            bases.contains(&patched.v1[&platform].id.as_str()),
+            "{update:#}"
+        );
+        assert!(bases.contains(&standby), "{update:#}");
+        // A device in the rollout that is reverted (current: v2, sent: the standby, whose
+        // launch asset is v1's) downloads a patch.
+        let response = patched
+            .launch_asset(
+                &patched.v1[&platform],
+                &[
+                    ("a-im", "bsdiff"),
+                    ("expo-current-update-id", patched.v2[&platform].id.as_str()),
+                    ("expo-requested-update-id", standby),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 226, "{platform}");
     }
 }
