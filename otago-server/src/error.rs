@@ -217,8 +217,36 @@ fn protocol_problem(err: &otago_core::Error) -> Problem {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(problem) => Self::Conflict(problem),
-            StoreError::NotFound(problem) => Self::NotFound(problem),
+            StoreError::ProjectExists { .. } => Self::conflict(
+                "project_exists",
+                err.to_string(),
+                "use it (`otago projects list`), or pick another environment name",
+            ),
+            StoreError::UpdateIdReused { .. } => Self::conflict(
+                "update_id_reused",
+                err.to_string(),
+                "build the manifest again: every publish needs a new id",
+            ),
+            StoreError::NoRollout { .. } => Self::conflict(
+                "no_rollout",
+                err.to_string(),
+                "list groups with `otago updates list`",
+            ),
+            StoreError::ChannelMoved { .. } => Self::conflict(
+                "release_changed",
+                err.to_string(),
+                "another replica changed it at the same moment: look with `otago updates list` and try again",
+            ),
+            StoreError::EmbeddedIdTaken { .. } => Self::conflict(
+                "embedded_update_id_taken",
+                err.to_string(),
+                "every build has its own embedded update id: check the app.manifest you sent",
+            ),
+            StoreError::EmbeddedIdPublished { .. } => Self::conflict(
+                "update_id_published",
+                err.to_string(),
+                "send the embedded update's id: the `id` of the build's app.manifest",
+            ),
             StoreError::Backend(detail) => Self::Internal(detail),
             StoreError::Full(detail) => Self::InsufficientStorage(detail),
         }

@@ -12,8 +12,6 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use otago_core::{Platform, Timestamp};
 
-use crate::error::Problem;
-
 mod blobs;
 mod compress;
 mod sqlite;
@@ -21,15 +19,49 @@ mod sqlite;
 pub use blobs::LocalBlobStore;
 pub use sqlite::SqliteStore;
 
-/// A failure of a store.
+/// A failure of a store, in the store's own terms (the server's error module says what it
+/// means for an HTTP client).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule was broken (an existing project, a reused update id...).
-    #[error("{0}")]
-    Conflict(Problem),
-    /// The thing to change does not exist.
-    #[error("{0}")]
-    NotFound(Problem),
+    /// A project for this app and environment exists.
+    #[error("a project for app `{app}` and environment `{environment}` exists")]
+    ProjectExists {
+        /// The app name.
+        app: String,
+        /// The environment name.
+        environment: String,
+    },
+    /// An update id was used before (by an update or a standby, even one since deleted).
+    #[error("update id {id} was published before")]
+    UpdateIdReused {
+        /// The id.
+        id: String,
+    },
+    /// A rollout change or revert named a group that has no rollout in progress.
+    #[error("group {group_id} has no rollout in progress")]
+    NoRollout {
+        /// The group.
+        group_id: String,
+    },
+    /// A channel changed since the caller read it (through another replica): what the caller
+    /// built on is no longer the newest group.
+    #[error("the release of {channel} changed since it was read")]
+    ChannelMoved {
+        /// The channel, as `project/platform/runtime version`.
+        channel: String,
+    },
+    /// An embedded update id is registered with another bundle or channel.
+    #[error("embedded update {update_id} is registered with another bundle or channel")]
+    EmbeddedIdTaken {
+        /// The id.
+        update_id: String,
+    },
+    /// An embedded bundle was registered under the id of a published update.
+    #[error("{update_id} is the id of a published update, not of an embedded one")]
+    EmbeddedIdPublished {
+        /// The id.
+        update_id: String,
+    },
     /// The backend failed (I/O, database); the detail is for the log.
     #[error("store backend: {0}")]
     Backend(String),
@@ -540,7 +572,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Keeps the SHA-256 of a generated admin token.
     async fn set_admin_token_hash(&self, hash: [u8; 32]) -> StoreResult<()>;
 
-    /// Creates a project; [`StoreError::Conflict`] if app and environment exist.
+    /// Creates a project; [`StoreError::ProjectExists`] if app and environment exist.
     async fn create_project(&self, project: ProjectRecord) -> StoreResult<()>;
     /// Every project, oldest first.
     async fn projects(&self) -> StoreResult<Vec<ProjectRecord>>;
@@ -668,8 +700,8 @@ pub trait MetaStore: Send + Sync + 'static {
         newest: u32,
     ) -> StoreResult<Vec<LaunchAssetRecord>>;
     /// Registers an embedded bundle (an asset in the index); false if it was registered
-    /// already, [`StoreError::Conflict`] if its update id is registered with another bundle
-    /// or channel.
+    /// already; [`StoreError::EmbeddedIdTaken`] if its update id is registered with another
+    /// bundle or channel, [`StoreError::EmbeddedIdPublished`] if it is a published update's.
     async fn add_embedded(&self, bundle: LaunchAssetRecord) -> StoreResult<bool>;
     /// A project's registered embedded bundles, newest first.
     async fn embedded(&self, project_ref: &str) -> StoreResult<Vec<LaunchAssetRecord>>;

@@ -4,7 +4,6 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{is_unique_violation, platform, to_i64, to_u64, ts};
-use crate::error::Problem;
 use crate::store::{
     ChannelKey, GateRecord, GroupFilter, GroupKind, GroupRecord, GroupState, HealthRecord,
     RampRecord, ReleaseRecord, RevertRecord, ServedUpdate, StandbyRecord, StoreError, StoreResult,
@@ -24,11 +23,7 @@ fn state(text: &str) -> rusqlite::Result<GroupState> {
 }
 
 fn reused(id: &str) -> StoreError {
-    StoreError::Conflict(Problem::new(
-        "update_id_reused",
-        format!("update id {id} was published before"),
-        "build the manifest again: every publish needs a new id",
-    ))
+    StoreError::UpdateIdReused { id: id.to_owned() }
 }
 
 /// Writes a group, its updates, their standbys and asset links in one transaction.
@@ -358,11 +353,9 @@ pub(super) fn set_rollout(
         params![project_ref, group_id, percentage, at],
     )?;
     if changed == 0 {
-        return Err(StoreError::Conflict(Problem::new(
-            "no_rollout",
-            format!("group {group_id} has no rollout in progress"),
-            "list groups with `otago updates list`",
-        )));
+        return Err(StoreError::NoRollout {
+            group_id: group_id.to_owned(),
+        });
     }
     Ok(())
 }
@@ -386,11 +379,9 @@ pub(super) fn revert(
         ],
     )?;
     if changed == 0 {
-        return Err(StoreError::Conflict(Problem::new(
-            "no_rollout",
-            format!("group {group_id} has no rollout in progress"),
-            "list groups with `otago updates list`",
-        )));
+        return Err(StoreError::NoRollout {
+            group_id: group_id.to_owned(),
+        });
     }
     Ok(())
 }

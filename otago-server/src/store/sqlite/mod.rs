@@ -14,7 +14,6 @@ use super::{
     HealthRecord, KeyRecord, KeyRole, LaunchAssetRecord, MetaStore, PatchRecord, ProjectPatch,
     ProjectRecord, ReleaseRecord, RevertRecord, RuntimeVersionDay, StoreError, StoreResult,
 };
-use crate::error::Problem;
 
 mod adoption;
 mod groups;
@@ -257,14 +256,10 @@ impl MetaStore for SqliteStore {
             );
             match inserted {
                 Ok(_) => Ok(()),
-                Err(err) if is_unique_violation(&err) => Err(StoreError::Conflict(Problem::new(
-                    "project_exists",
-                    format!(
-                        "a project for app `{}` and environment `{}` exists",
-                        project.app, project.environment
-                    ),
-                    "use it (`GET /api/v1/projects`), or pick another environment name",
-                ))),
+                Err(err) if is_unique_violation(&err) => Err(StoreError::ProjectExists {
+                    app: project.app,
+                    environment: project.environment,
+                }),
                 Err(err) => Err(err.into()),
             }
         })

@@ -3,7 +3,6 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{platform, to_i64, to_u64, ts};
-use crate::error::Problem;
 use crate::store::{ChannelKey, LaunchAssetRecord, PatchRecord, StoreError, StoreResult};
 
 /// Updates and standbys read their launch asset from the manifest bytes as published (the
@@ -133,14 +132,9 @@ pub(super) fn add_embedded(conn: &mut Connection, bundle: &LaunchAssetRecord) ->
         if existing == same {
             return Ok(false);
         }
-        return Err(StoreError::Conflict(Problem::new(
-            "embedded_update_id_taken",
-            format!(
-                "embedded update {} is registered with another bundle or channel",
-                bundle.update_id
-            ),
-            "every build has its own embedded update id: check the app.manifest you sent",
-        )));
+        return Err(StoreError::EmbeddedIdTaken {
+            update_id: bundle.update_id.clone(),
+        });
     }
     let used: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM used_update_ids WHERE id = ?1)",
@@ -148,14 +142,9 @@ pub(super) fn add_embedded(conn: &mut Connection, bundle: &LaunchAssetRecord) ->
         |row| row.get(0),
     )?;
     if used {
-        return Err(StoreError::Conflict(Problem::new(
-            "update_id_published",
-            format!(
-                "{} is the id of a published update, not of an embedded one",
-                bundle.update_id
-            ),
-            "send the embedded update's id: the `id` of the build's app.manifest",
-        )));
+        return Err(StoreError::EmbeddedIdPublished {
+            update_id: bundle.update_id.clone(),
+        });
     }
     tx.execute(
         "INSERT INTO embedded_bundles (update_id, project_ref, platform, runtime_version, asset_hash, created_at) \
