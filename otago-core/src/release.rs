@@ -104,6 +104,17 @@ impl From<PublishedUpdate> for ChannelRelease {
 }
 
 impl ChannelRelease {
+    /// The id of the newest update published to the channel: the rollout's target (reverted
+    /// or not), else the base's; `None` when nothing is released.
+    #[must_use]
+    pub fn newest_id(&self) -> Option<UpdateId> {
+        self.rollout
+            .as_ref()
+            .map(|rollout| &rollout.target)
+            .or(self.base.as_ref())
+            .map(|update| update.id)
+    }
+
     /// The update playing `role`, if any.
     #[must_use]
     pub fn get(&self, role: Role) -> Option<&PublishedUpdate> {

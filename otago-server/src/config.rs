@@ -37,6 +37,8 @@ impl EnvVars {
     pub const OTAGO_WRITE_TIMEOUT_SECS: &'static str = "OTAGO_WRITE_TIMEOUT_SECS";
     /// Earlier updates a launch asset is patched from (`--patch-bases`).
     pub const OTAGO_PATCH_BASES: &'static str = "OTAGO_PATCH_BASES";
+    /// The metadata database: `sqlite://PATH` or `postgres://...`.
+    pub const OTAGO_DATABASE_URL: &'static str = "OTAGO_DATABASE_URL";
 }
 
 /// Default listen address.
@@ -102,6 +104,10 @@ pub struct ServeArgs {
     /// Folder for the database and assets (created if missing).
     #[arg(long, env = EnvVars::OTAGO_DATA_DIR, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// The metadata database: `sqlite://PATH` (default: `otago.sqlite3` in the data folder,
+    /// one server) or `postgres://USER@HOST:PORT/DATABASE` (shared by any number of replicas).
+    #[arg(long, env = EnvVars::OTAGO_DATABASE_URL, hide_env_values = true, value_parser = DatabaseUrl::parse)]
+    pub database_url: Option<DatabaseUrl>,
     /// Base URL devices and deployers reach this server at, e.g. `https://updates.example.com`
     /// (default: `http://<listen>`)
     #[arg(long, env = EnvVars::OTAGO_PUBLIC_URL)]
@@ -157,11 +163,61 @@ pub struct ServeArgs {
 #[error("{0}")]
 pub struct ConfigError(String);
 
+/// Where the metadata lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file (one server).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (any number of replicas).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Reads `sqlite://PATH` or `postgres://...` (also `postgresql://...`).
+    ///
+    /// # Errors
+    /// When the URL has another scheme or no path.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(ConfigError(
+                    "database URL `sqlite://` names no file; pass e.g. sqlite:///var/lib/otago/otago.sqlite3".to_owned(),
+                ));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        Err(ConfigError(format!(
+            "database URL scheme `{}` is not supported; use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+            scheme.escape_debug()
+        )))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    /// Without the password a PostgreSQL URL may hold.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                write!(f, "{scheme}://…@{host}")
+            }
+        }
+    }
+}
+
 /// What the library needs to run, checked.
 #[derive(Clone)]
 pub struct ServerConfig {
     /// Folder for the database and assets.
     pub data_dir: PathBuf,
+    /// The metadata database; `None`: SQLite in the data folder.
+    pub database_url: Option<DatabaseUrl>,
     /// Base of every URL handed out, without a trailing slash.
     pub public_url: String,
     /// The admin token (at least 32 characters); `None` to use (or generate) the one kept in
@@ -212,6 +268,7 @@ impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
             .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url)
             .field("public_url", &self.public_url)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("default_max_asset_bytes", &self.default_max_asset_bytes)
@@ -243,6 +300,7 @@ impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>, public_url: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             data_dir: data_dir.into(),
+            database_url: None,
             public_url: normalize_public_url(public_url)?,
             admin_token: None,
             default_max_asset_bytes: DEFAULT_MAX_ASSET_BYTES,
@@ -349,6 +407,25 @@ mod tests {
         assert!(
             !format!("{:?}", config.with_admin_token(Some("secret".into()))).contains("secret")
         );
+    }
+
+    #[test]
+    fn database_urls_are_read_and_printed_without_passwords() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/otago/db.sqlite3").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("/var/lib/otago/db.sqlite3"))
+        );
+        let postgres =
+            DatabaseUrl::parse("postgres://otago:hunter2@db.internal:5432/otago").unwrap();
+        assert_eq!(
+            format!("{postgres:?}"),
+            "postgres://…@db.internal:5432/otago"
+        );
+        assert!(DatabaseUrl::parse("postgresql://db/otago").is_ok());
+        for bad in ["sqlite://", "mysql://db/otago", "otago.sqlite3"] {
+            let err = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("sqlite://"), "{bad}: {err}");
+        }
     }
 
     #[test]

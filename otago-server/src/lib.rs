@@ -49,6 +49,7 @@ mod demo;
 mod dispatch;
 mod error;
 mod extract;
+mod follow;
 mod health;
 mod hot_assets;
 mod ids;

@@ -40,6 +40,7 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         .unwrap_or_else(|| default_public_url(local));
     let mut config =
         ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
+    config.database_url = args.database_url.clone();
     config.asset_memory_bytes = args.asset_memory_mb * 1024 * 1024;
     config.patch_bases = usize::from(args.patch_bases);
     config.adoption_retention_days = args.adoption_retention_days;

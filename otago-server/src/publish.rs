@@ -631,8 +631,16 @@ pub(crate) async fn publish(
             Some(Arc::new(live)),
         ));
     }
+    let built_on = checked
+        .iter()
+        .zip(&current)
+        .map(|(entry, channel)| {
+            let newest = channel.as_ref().and_then(|c| c.release().newest_id());
+            (entry.platform, newest.map(|id| id.to_string()))
+        })
+        .collect();
     group.updates = update_records(state, checked, &built, controls).await?;
-    state.meta.publish(group.clone()).await?;
+    state.meta.publish(group.clone(), built_on).await?;
     let changed: Vec<ChannelKey> = built.iter().map(|(key, _)| key.clone()).collect();
     state.live.install(built);
     for channel in changed {

@@ -25,6 +25,7 @@ pub(crate) async fn serve(
     let app = crate::dispatch::Dispatch::new(state.clone(), crate::router(state.clone()));
     let flusher = state.spawn_flusher();
     let ticker = state.spawn_release_ticker();
+    let follower = state.spawn_follower();
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(
         state
@@ -94,5 +95,8 @@ pub(crate) async fn serve(
     }
     ticker.abort();
     flusher.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     state.flush().await
 }

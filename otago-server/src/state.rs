@@ -12,7 +12,7 @@ use crate::auth::AuthCounters;
 use crate::auth::cache::KeyCache;
 use crate::auth::throttle::Throttle;
 use crate::compressor::Compressor;
-use crate::config::ServerConfig;
+use crate::config::{DatabaseUrl, ServerConfig};
 use crate::health::HealthBook;
 use crate::hot_assets::HotAssets;
 use crate::ids;
@@ -20,7 +20,8 @@ use crate::live::LiveMap;
 use crate::metrics::Metrics;
 use crate::patches::{PatchBook, PatchSettings, Patcher};
 use crate::store::{
-    AssetRecord, BlobStore, Encodings, LocalBlobStore, MetaStore, SqliteStore, StoreResult,
+    AssetRecord, BlobStore, Encodings, LocalBlobStore, MetaStore, PostgresStore, SqliteStore,
+    StoreResult,
 };
 
 /// Where the current time comes from (swappable in tests).
@@ -118,6 +119,13 @@ impl AssetCache {
         }
     }
 
+    /// Forgets every hash found missing (another replica may have stored them since).
+    pub(crate) fn forget_missing(&self) {
+        let mut cache = self.write();
+        cache.inserts += 1;
+        cache.missing.clear();
+    }
+
     /// Whether `hash` was found missing before.
     fn known_missing(&self, hash: &str) -> bool {
         self.read().missing.contains(hash)
@@ -192,6 +200,8 @@ pub struct Shared {
     pub(crate) auth_counters: AuthCounters,
     /// Publishes, rollout changes and reverts run one at a time.
     pub(crate) publish_lock: tokio::sync::Mutex<()>,
+    /// The store's change log position the memory was loaded at.
+    pub(crate) follow_from: i64,
 }
 
 impl std::ops::Deref for AppState {
@@ -239,30 +249,40 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<Opened, StartError> {
         let data_dir = config.data_dir.clone();
-        let (meta, blobs) = tokio::task::spawn_blocking(move || {
+        let database = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("otago.sqlite3")));
+        let blobs = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&data_dir).map_err(|err| {
                 StartError(format!(
                     "cannot create data folder {}: {err}",
                     data_dir.display()
                 ))
             })?;
-            let meta = SqliteStore::open(&data_dir).map_err(|err| {
-                StartError(format!(
-                    "cannot open the database in {}: {err}",
-                    data_dir.display()
-                ))
-            })?;
-            let blobs = LocalBlobStore::open(&data_dir).map_err(|err| {
+            LocalBlobStore::open(&data_dir).map_err(|err| {
                 StartError(format!(
                     "cannot open the asset folder in {}: {err}",
                     data_dir.display()
                 ))
-            })?;
-            Ok::<_, StartError>((meta, blobs))
+            })
         })
         .await
         .map_err(|err| StartError(err.to_string()))??;
-        Self::with_stores(config, Arc::new(meta), Arc::new(blobs), clock).await
+        let cannot_open = |err| StartError(format!("cannot open the database {database:?}: {err}"));
+        let meta: Arc<dyn MetaStore> = match &database {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.clone();
+                let opened = tokio::task::spawn_blocking(move || SqliteStore::open_file(&path))
+                    .await
+                    .map_err(|err| StartError(err.to_string()))?;
+                Arc::new(opened.map_err(cannot_open)?)
+            }
+            DatabaseUrl::Postgres(url) => {
+                Arc::new(PostgresStore::connect(url).await.map_err(cannot_open)?)
+            }
+        };
+        Self::with_stores(config, meta, Arc::new(blobs), clock).await
     }
 
     /// A state over any stores and clock.
@@ -310,6 +330,8 @@ impl AppState {
                 }
             },
         };
+        // Read before the memory is loaded: a change made meanwhile is followed, not lost.
+        let follow_from = meta.last_change().await.map_err(store_error)?;
         let live = LiveMap::default();
         let health = HealthBook::default();
         live.load(meta.as_ref(), &health)
@@ -360,6 +382,7 @@ impl AppState {
             keys: KeyCache::default(),
             auth_counters: AuthCounters::default(),
             publish_lock: tokio::sync::Mutex::new(()),
+            follow_from,
         }));
         Ok(Opened {
             state,
@@ -412,6 +435,13 @@ impl AppState {
     #[must_use]
     pub fn spawn_release_ticker(&self) -> tokio::task::JoinHandle<()> {
         crate::releases::spawn_ticker(self, self.config.release_tick)
+    }
+
+    /// Starts following the changes other replicas make, when the store is shared; abort the
+    /// handle to stop.
+    #[must_use]
+    pub fn spawn_follower(&self) -> Option<tokio::task::JoinHandle<()>> {
+        crate::follow::spawn(self, self.follow_from)
     }
 
     /// Judges every gated rollout and takes due ramp steps now (what the ticker does).

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,9 +15,11 @@ use otago_core::{Platform, Timestamp};
 
 mod blobs;
 mod compress;
+mod postgres;
 mod sqlite;
 
 pub use blobs::LocalBlobStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A failure of a store, in the store's own terms (the server's error module says what it
@@ -564,9 +567,42 @@ pub struct PatchRecord {
     pub created_at: Timestamp,
 }
 
+/// A change made through one replica that the others must follow, from the store's change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A channel's release changed (a publish, a rollout change, a revert).
+    Channel(ChannelKey),
+    /// A project was created, changed or deleted.
+    Project(String),
+    /// A key was revoked.
+    Key(String),
+    /// An asset's compressed variants were recorded.
+    Asset(String),
+    /// A patch or an embedded bundle was recorded.
+    Patches,
+}
+
 /// The metadata store: projects, keys, the asset index, groups and updates, adoption counts.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
+    /// Whether other processes (replicas) change this store too; the server then follows
+    /// [`Self::changes_since`]. The embedded store belongs to one process.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The position of the newest change in the change log (0 when there is none).
+    async fn last_change(&self) -> StoreResult<i64> {
+        Ok(0)
+    }
+    /// The changes after position `seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, _seq: i64, _limit: u32) -> StoreResult<Vec<(i64, Change)>> {
+        Ok(Vec::new())
+    }
+    /// Waits until another process may have changed the store, or `timeout` passes.
+    async fn wait_for_change(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+
     /// The SHA-256 of the admin token, if one was generated and kept.
     async fn admin_token_hash(&self) -> StoreResult<Option<[u8; 32]>>;
     /// Keeps the SHA-256 of a generated admin token.
@@ -621,8 +657,15 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Which of `ids` were ever used by an update (even one since deleted).
     async fn used_update_ids(&self, ids: &[String]) -> StoreResult<Vec<String>>;
-    /// Publishes a group atomically: all of it or none.
-    async fn publish(&self, group: GroupRecord) -> StoreResult<()>;
+    /// Publishes a group atomically: all of it or none. `built_on` names, per platform, the
+    /// channel's newest served update the caller built the group on; if another one is newest
+    /// now (a publish through another replica), nothing is stored:
+    /// [`StoreError::ChannelMoved`].
+    async fn publish(
+        &self,
+        group: GroupRecord,
+        built_on: Vec<(Platform, Option<String>)>,
+    ) -> StoreResult<()>;
     /// Groups of a project, newest first.
     async fn groups(&self, project_ref: &str, filter: GroupFilter)
     -> StoreResult<Vec<GroupRecord>>;

@@ -455,12 +455,14 @@ async fn failed_launches_are_never_served_again_and_trip_the_health_gate() {
             "the control, which it runs: no update"
         );
         assert_ne!(device.runs(), v2.id);
-        if crossed.is_none() && served >= 20 && failed * 100 > served * 5 {
+        // The server counts distinct devices with sketches (a few percent off at a few
+        // hundred devices), so the test waits for a clear crossing: 6 % against the gate's 5.
+        if crossed.is_none() && served >= 20 && failed * 100 > served * 6 {
             crossed = Some(Instant::now());
             break;
         }
     }
-    let crossed = crossed.expect("the failure rate crossed 5 %");
+    let crossed = crossed.expect("the failure rate crossed 6 %");
     // From the crossing report to the first standby answer.
     let standby = loop {
         if let Answer::Manifest { id, .. } = watcher.ask(&server, &project_ref).await

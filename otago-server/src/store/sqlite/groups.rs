@@ -1,6 +1,7 @@
 //! Groups, updates and served history in SQLite.
 
 use bytes::Bytes;
+use otago_core::Platform;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{is_unique_violation, platform, to_i64, to_u64, ts};
@@ -26,9 +27,41 @@ fn reused(id: &str) -> StoreError {
     StoreError::UpdateIdReused { id: id.to_owned() }
 }
 
-/// Writes a group, its updates, their standbys and asset links in one transaction.
-pub(super) fn publish(conn: &mut Connection, group: &GroupRecord) -> StoreResult<()> {
+/// The id of a channel's newest served update (a rollout's target, reverted or not).
+fn newest_update_id(
+    conn: &Connection,
+    project_ref: &str,
+    runtime_version: &str,
+    platform: Platform,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT u.id FROM groups g JOIN updates u ON u.group_seq = g.seq \
+         WHERE g.project_ref = ?1 AND g.runtime_version = ?2 AND u.platform = ?3 \
+         AND g.state != 'withdrawn' ORDER BY g.seq DESC LIMIT 1",
+    )?
+    .query_row(
+        params![project_ref, runtime_version, platform.as_str()],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// Writes a group, its updates, their standbys and asset links in one transaction, if every
+/// channel's newest update is still the one it was built on.
+pub(super) fn publish(
+    conn: &mut Connection,
+    group: &GroupRecord,
+    built_on: &[(Platform, Option<String>)],
+) -> StoreResult<()> {
     let tx = conn.transaction()?;
+    for (platform, expected) in built_on {
+        let newest = newest_update_id(&tx, &group.project_ref, &group.runtime_version, *platform)?;
+        if newest != *expected {
+            return Err(StoreError::ChannelMoved {
+                channel: format!("{}/{platform}/{}", group.project_ref, group.runtime_version),
+            });
+        }
+    }
     tx.execute(
         "INSERT INTO groups (id, project_ref, runtime_version, message, created_at, rollout_percentage, reverted, kind, \
          state, max_failure_percent, min_devices, ramp_steps, ramp_every_ms, percentage_since) \

@@ -69,7 +69,15 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened, or it was written by a newer Otago.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(data_dir.join("otago.sqlite3"))?;
+        Self::open_file(&data_dir.join("otago.sqlite3"))
+    }
+
+    /// Opens (creating) the database file `path` and brings its schema up to date.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, or it was written by a newer Otago.
+    pub fn open_file(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -538,8 +546,13 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn publish(&self, group: GroupRecord) -> StoreResult<()> {
-        self.call(move |conn| groups::publish(conn, &group)).await
+    async fn publish(
+        &self,
+        group: GroupRecord,
+        built_on: Vec<(Platform, Option<String>)>,
+    ) -> StoreResult<()> {
+        self.call(move |conn| groups::publish(conn, &group, &built_on))
+            .await
     }
 
     async fn groups(
