@@ -111,7 +111,7 @@ async fn reload_channel(state: &AppState, key: &ChannelKey) -> StoreResult<()> {
         }
     };
     if let Some(channel) = &channel {
-        let ids: Vec<String> = channel.known_ids.iter().cloned().collect();
+        let ids: Vec<String> = channel.known_ids.to_vec();
         state.health.load(state.meta.as_ref(), &ids).await?;
     }
     state

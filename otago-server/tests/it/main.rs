@@ -18,4 +18,5 @@ mod harness;
 mod patches;
 mod protocol;
 mod releases;
+mod replicas;
 mod security;

@@ -1,0 +1,251 @@
+//! Several replicas on one real PostgreSQL database (`OTAGO_TEST_DATABASE_URL`, set by
+//! `.ci/run`) and one asset folder: what one replica changes, the others serve within a
+//! second, and the database, not a per-process lock, keeps two replicas from racing.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use otago_core::Platform;
+use otago_server::config::DatabaseUrl;
+use otago_server::store::{MetaStore as _, PostgresStore};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{
+    RUNTIME, Server, as_refs, body, build_signed, client_headers, export, now_ms, parse_multipart,
+    publish_body,
+};
+
+/// A fresh schema of the test database, as a database URL that uses it.
+async fn fresh_database() -> String {
+    let base = std::env::var("OTAGO_TEST_DATABASE_URL").expect(
+        "OTAGO_TEST_DATABASE_URL must name a PostgreSQL database the tests may use (.ci/run sets it)",
+    );
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("the test database accepts connections");
+    tokio::spawn(connection);
+    let schema = format!("otago_test_{}", rand::random::<u64>());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// A replica on `database` with the asset folder `dir`.
+async fn replica(dir: &Path, database: &str) -> Server {
+    let database = DatabaseUrl::Postgres(database.to_owned());
+    Server::start_in_configured(dir, move |config| {
+        config.database_url = Some(database);
+        config.patch_bases = 0;
+    })
+    .await
+}
+
+/// The manifest a replica serves an iOS device: its bytes and signature, if any.
+async fn served(server: &Server, project_ref: &str) -> Option<(Vec<u8>, String)> {
+    let headers = client_headers("ios");
+    let response = server.manifest(project_ref, &as_refs(&headers)).await;
+    if response.status() != 200 {
+        return None;
+    }
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, parts) = parse_multipart(&content_type, &body(response).await);
+    let part = parts.into_iter().find(|p| p.name() == "manifest")?;
+    let signature = part.header("expo-signature")?.to_owned();
+    Some((part.body, signature))
+}
+
+/// Waits until `server` serves `expected`; how long it took.
+async fn until_served(server: &Server, project_ref: &str, expected: &[u8]) -> Duration {
+    let start = Instant::now();
+    loop {
+        if served(server, project_ref)
+            .await
+            .is_some_and(|(bytes, _)| bytes == expected)
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} still does not serve the update",
+            server.url
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_replicas_serve_a_publish_made_through_one_within_a_second() {
+    let database = fresh_database().await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let a = replica(dir.path(), &database).await;
+    let b = replica(dir.path(), &database).await;
+    let c = replica(dir.path(), &database).await;
+    // A project made through one replica is known to the others.
+    let project_ref = a.signing_project("replicas").await;
+    let v1 = a
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
+        .await
+        .manifests;
+    for other in [&b, &c] {
+        until_served(other, &project_ref, &v1[&Platform::Ios].bytes).await;
+    }
+    let v2 = a
+        .publish_export(&project_ref, export("exports/v2"), now_ms() - 30_000)
+        .await
+        .manifests;
+    let expected = &v2[&Platform::Ios];
+    for other in [&b, &c] {
+        let took = until_served(other, &project_ref, &expected.bytes).await;
+        println!(
+            "replicas: {} served the publish {} ms after it was answered",
+            other.url,
+            took.as_millis()
+        );
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+        let (bytes, signature) = served(other, &project_ref).await.unwrap();
+        assert_eq!(bytes, expected.bytes, "the exact signed bytes");
+        assert_eq!(signature, expected.signature);
+        // Every asset it names comes back with its hash, through this replica.
+        let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+        let mut assets = vec![manifest["launchAsset"].clone()];
+        assets.extend(manifest["assets"].as_array().unwrap().iter().cloned());
+        for asset in assets {
+            let url = asset["url"].as_str().unwrap().replace(&a.url, &other.url);
+            let fetched = other.client.get(&url).send().await.unwrap();
+            assert_eq!(fetched.status(), 200, "{url}");
+            assert_eq!(
+                otago_core::asset_hash(&body(fetched).await),
+                asset["hash"].as_str().unwrap()
+            );
+        }
+    }
+    for server in [a, b, c] {
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_one_replica_stops_working_on_the_others() {
+    let database = fresh_database().await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let a = replica(dir.path(), &database).await;
+    let b = replica(dir.path(), &database).await;
+    let project = a.create_project("revoke", "production").await;
+    let project_ref = project["ref"].as_str().unwrap();
+    let keys = format!("/api/v1/projects/{project_ref}/keys");
+    let created: Value = a
+        .admin(Method::POST, &keys)
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["secret"].as_str().unwrap();
+    let read = |server: &Server| {
+        server
+            .request(Method::GET, &format!("/api/v1/projects/{project_ref}"))
+            .bearer_auth(secret)
+            .send()
+    };
+    // b confirms the key and keeps it in its cache.
+    assert_eq!(read(&b).await.unwrap().status(), 200);
+    let revoked = a
+        .admin(
+            Method::DELETE,
+            &format!("{keys}/{}", created["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let start = Instant::now();
+    while read(&b).await.unwrap().status() == 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "b still takes the revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(read(&b).await.unwrap().status(), 401);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_publishing_to_one_channel_at_once_cannot_both_win() {
+    let database = fresh_database().await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let a = replica(dir.path(), &database).await;
+    let b = replica(dir.path(), &database).await;
+    let project_ref = a.signing_project("race").await;
+    let at = now_ms() - 60_000;
+    a.upload_export(&project_ref, export("exports/v1")).await;
+    a.upload_export(&project_ref, export("exports/v2")).await;
+    // Two different updates with the same createdAt: whichever lands first, the other must not.
+    for round in 0..5 {
+        let at = at + round * 1000;
+        let one = build_signed(export("exports/v1"), &format!("{}/assets", a.url), at);
+        let two = build_signed(export("exports/v2"), &format!("{}/assets", b.url), at);
+        let (body_one, body_two) = (
+            publish_body(RUNTIME, &one, None),
+            publish_body(RUNTIME, &two, None),
+        );
+        let (first, second) = tokio::join!(
+            a.publish(&project_ref, &body_one),
+            b.publish(&project_ref, &body_two),
+        );
+        let statuses = [first.status().as_u16(), second.status().as_u16()];
+        let wins = statuses.iter().filter(|s| **s == 201).count();
+        assert_eq!(wins, 1, "round {round}: {statuses:?}");
+        let loser = if statuses[0] == 201 { second } else { first };
+        assert_eq!(loser.status(), 409);
+        let problem: Value = loser.json().await.unwrap();
+        assert!(
+            ["release_changed", "not_newer"]
+                .contains(&problem["error"]["code"].as_str().unwrap_or_default()),
+            "{problem}"
+        );
+        let winner = if statuses[0] == 201 { &one } else { &two };
+        for server in [&a, &b] {
+            until_served(server, &project_ref, &winner[&Platform::Ios].bytes).await;
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn replicas_starting_at_once_migrate_once_and_a_newer_schema_is_refused() {
+    let database = fresh_database().await;
+    let (one, two) = tokio::join!(
+        PostgresStore::connect(&database),
+        PostgresStore::connect(&database)
+    );
+    let (one, _two) = (one.unwrap(), two.unwrap());
+    assert!(one.projects().await.unwrap().is_empty());
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("UPDATE schema_version SET version = 99")
+        .await
+        .unwrap();
+    let err = PostgresStore::connect(&database)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("schema version 99") && err.contains("run a newer otago-server"),
+        "{err}"
+    );
+}
