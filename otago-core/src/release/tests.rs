@@ -53,6 +53,19 @@ fn a_rollout_splits_devices_between_target_and_control() {
 }
 
 #[test]
+fn the_newest_update_is_the_rollout_target_even_after_a_revert_else_the_base() {
+    assert_eq!(ChannelRelease::default().newest_id(), None);
+    let v1 = ChannelRelease::from(manifest_update(1, 10));
+    assert_eq!(v1.newest_id(), Some(id(1)));
+    let v2 = manifest_update(2, 20);
+    let standby = standby_for(&v1, &v2, 12);
+    let rollout = v1.publish(v2, 30, Some(standby)).unwrap();
+    assert_eq!(rollout.newest_id(), Some(id(2)));
+    assert_eq!(rollout.revert().unwrap().newest_id(), Some(id(2)));
+    assert_eq!(rollout.raise(100).unwrap().newest_id(), Some(id(2)));
+}
+
+#[test]
 fn publishing_during_a_rollout_is_refused_so_rollouts_never_stack() {
     let v1 = ChannelRelease::from(manifest_update(1, 10));
     let v2 = manifest_update(2, 20);
