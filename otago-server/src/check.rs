@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::config::DatabaseUrl;
 use crate::state::StartError;
-use crate::store::{BlobStore as _, LocalBlobStore, MetaStore as _, SqliteStore};
+use crate::store::{BlobStore as _, LocalBlobStore, MetaStore, PostgresStore, SqliteStore};
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,19 +25,44 @@ pub struct CheckReport {
 /// # Errors
 /// When the folder or database cannot be opened at all.
 pub async fn check_data_dir(data_dir: &Path) -> Result<CheckReport, StartError> {
-    if !data_dir.join("otago.sqlite3").exists() {
-        return Err(StartError(format!(
-            "{} holds no otago.sqlite3; is it the --data-dir of a server?",
-            data_dir.display()
-        )));
-    }
+    check_store(data_dir, None).await
+}
+
+/// [`check_data_dir`] with the metadata in `database` (`None`: SQLite in the data folder); on
+/// PostgreSQL the database checks what its schema cannot say itself.
+///
+/// # Errors
+/// When the folder or database cannot be opened at all.
+pub async fn check_store(
+    data_dir: &Path,
+    database: Option<&DatabaseUrl>,
+) -> Result<CheckReport, StartError> {
+    let cannot_open = |err| StartError(format!("cannot open the database: {err}"));
+    let meta: Box<dyn MetaStore> = match database {
+        Some(DatabaseUrl::Postgres(url)) => {
+            Box::new(PostgresStore::connect(url).await.map_err(cannot_open)?)
+        }
+        sqlite => {
+            let path = match sqlite {
+                Some(DatabaseUrl::Sqlite(path)) => path.clone(),
+                _ => data_dir.join("otago.sqlite3"),
+            };
+            if !path.exists() {
+                return Err(StartError(format!(
+                    "{} does not exist; is it the database of a server (--data-dir, --database-url)?",
+                    path.display()
+                )));
+            }
+            let opened = tokio::task::spawn_blocking(move || SqliteStore::open_file(&path))
+                .await
+                .map_err(|err| StartError(err.to_string()))?;
+            Box::new(opened.map_err(cannot_open)?)
+        }
+    };
     let dir = data_dir.to_owned();
-    let (meta, blobs) = tokio::task::spawn_blocking(move || {
-        let meta = SqliteStore::open(&dir)
-            .map_err(|err| StartError(format!("cannot open the database: {err}")))?;
-        let blobs = LocalBlobStore::open_without_cleanup(&dir)
-            .map_err(|err| StartError(format!("cannot open the asset folder: {err}")))?;
-        Ok::<_, StartError>((meta, blobs))
+    let blobs = tokio::task::spawn_blocking(move || {
+        LocalBlobStore::open_without_cleanup(&dir)
+            .map_err(|err| StartError(format!("cannot open the asset folder: {err}")))
     })
     .await
     .map_err(|err| StartError(err.to_string()))??;

@@ -93,6 +93,10 @@ pub struct CheckArgs {
     /// Folder with the database and assets.
     #[arg(long, env = EnvVars::OTAGO_DATA_DIR, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// The metadata database, as the server's `--database-url` (default: SQLite in the data
+    /// folder).
+    #[arg(long, env = EnvVars::OTAGO_DATABASE_URL, hide_env_values = true, value_parser = DatabaseUrl::parse)]
+    pub database_url: Option<DatabaseUrl>,
 }
 
 /// Options of the server.
@@ -434,7 +438,7 @@ mod tests {
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["otago-server", "check", "--data-dir", "/d"]).unwrap();
         assert!(
-            matches!(cli.command, Some(Command::Check(CheckArgs { ref data_dir })) if data_dir == &PathBuf::from("/d"))
+            matches!(cli.command, Some(Command::Check(CheckArgs { ref data_dir, .. })) if data_dir == &PathBuf::from("/d"))
         );
     }
 }

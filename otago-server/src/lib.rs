@@ -65,7 +65,7 @@ mod state;
 pub mod store;
 
 pub use auth::Access;
-pub use check::{CheckReport, check_data_dir};
+pub use check::{CheckReport, check_data_dir, check_store};
 pub use config::ServerConfig;
 pub use demo::{DemoOutcome, run_demo};
 pub use error::{ApiError, ApiResult, Problem};

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use otago_server::config::{Cli, Command, ServeArgs, default_public_url};
-use otago_server::{AppState, ServerConfig, check_data_dir, run_demo, serve};
+use otago_server::{AppState, ServerConfig, check_store, run_demo, serve};
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Check(args)) => check(&args.data_dir).await,
+        Some(Command::Check(args)) => check(&args.data_dir, args.database_url.as_ref()).await,
         None => run(cli.serve).await,
     };
     match result {
@@ -80,8 +80,11 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn check(data_dir: &std::path::Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let report = check_data_dir(data_dir).await?;
+async fn check(
+    data_dir: &std::path::Path,
+    database: Option<&otago_server::config::DatabaseUrl>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let report = check_store(data_dir, database).await?;
     for note in &report.notes {
         println!("note: {note}");
     }
