@@ -487,6 +487,42 @@ pub struct HealthRecord {
     pub failed: Vec<u8>,
 }
 
+impl HealthRecord {
+    /// This record merged into `stored` (register-wise maximum of each sketch), as both
+    /// backends store it.
+    ///
+    /// # Errors
+    /// When a sketch is damaged.
+    pub fn merged_into(&self, stored: &Self) -> StoreResult<Self> {
+        let merged = |a: &[u8], b: &[u8]| -> StoreResult<Vec<u8>> {
+            let sketch = otago_core::DeviceSketch::new();
+            for bytes in [a, b] {
+                sketch
+                    .merge_bytes(bytes)
+                    .map_err(|err| StoreError::backend(format!("a stored device count: {err}")))?;
+            }
+            Ok(sketch.to_bytes())
+        };
+        Ok(Self {
+            update_id: self.update_id.clone(),
+            served: merged(&stored.served, &self.served)?,
+            running: merged(&stored.running, &self.running)?,
+            failed: merged(&stored.failed, &self.failed)?,
+        })
+    }
+}
+
+/// A device sketch read from a `runtime_version_days` row.
+pub(crate) fn day_sketch(bytes: &[u8]) -> StoreResult<otago_core::DeviceSketch> {
+    let sketch = otago_core::DeviceSketch::new();
+    sketch.merge_bytes(bytes).map_err(|err| {
+        StoreError::backend(format!(
+            "a stored device sketch is damaged (runtime_version_days.devices): {err}"
+        ))
+    })?;
+    Ok(sketch)
+}
+
 /// The key of a live answer: a project, a platform and a runtime version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelKey {

@@ -2,10 +2,9 @@
 //! flusher (so counts from every replica add up), read by page, pruned by age.
 
 use deadpool_postgres::{GenericClient, Object};
-use otago_core::DeviceSketch;
 
 use super::{platform, rows, to_i64, to_u64};
-use crate::store::{AdoptionCount, RuntimeVersionDay, StoreError, StoreResult};
+use crate::store::{AdoptionCount, RuntimeVersionDay, StoreError, StoreResult, day_sketch};
 
 /// Adds counts; counts of projects deleted meanwhile are dropped.
 pub(super) async fn add_adoption(client: &mut Object, counts: &[AdoptionCount]) -> StoreResult<()> {
@@ -62,16 +61,6 @@ pub(super) async fn adoption(
             count: to_u64(row.try_get(5)?),
         })
     })
-}
-
-fn sketch(bytes: &[u8]) -> StoreResult<DeviceSketch> {
-    let sketch = DeviceSketch::new();
-    sketch.merge_bytes(bytes).map_err(|err| {
-        StoreError::backend(format!(
-            "a stored device sketch is damaged (runtime_version_days.devices): {err}"
-        ))
-    })?;
-    Ok(sketch)
 }
 
 /// Adds days, merging each into its stored row; runtime versions past `versions_per_day`
@@ -135,7 +124,7 @@ pub(super) async fn add_runtime_version_days(
         }
         let (requests, devices, last_seen_ms) = match stored {
             Some((requests, bytes, last_seen_ms)) => {
-                let devices = sketch(&bytes)?;
+                let devices = day_sketch(&bytes)?;
                 devices.merge_bytes(&day.devices).map_err(|err| {
                     StoreError::backend(format!("a device sketch to add is damaged: {err}"))
                 })?;
@@ -145,7 +134,7 @@ pub(super) async fn add_runtime_version_days(
                     last_seen_ms.max(day.last_seen_ms),
                 )
             }
-            None => (day.requests, sketch(&day.devices)?, day.last_seen_ms),
+            None => (day.requests, day_sketch(&day.devices)?, day.last_seen_ms),
         };
         tx.execute(
             "INSERT INTO runtime_version_days \
@@ -190,7 +179,7 @@ pub(super) async fn runtime_version_days(
             platform: platform(&row.try_get::<_, String>(1)?)?,
             runtime_version: Some(row.try_get::<_, String>(2)?).filter(|rv| !rv.is_empty()),
             requests: to_u64(row.try_get(3)?),
-            devices: sketch(&row.try_get::<_, Vec<u8>>(4)?)?.to_bytes(),
+            devices: day_sketch(&row.try_get::<_, Vec<u8>>(4)?)?.to_bytes(),
             last_seen_ms: row.try_get(5)?,
         })
     })

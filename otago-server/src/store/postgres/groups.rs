@@ -435,6 +435,25 @@ async fn group_platforms(
     Ok((runtime_version, platforms))
 }
 
+/// Ends a rollout change that updated `changed` group rows: none means the group has no
+/// rollout in progress; else its channels' change is recorded and the transaction commits.
+async fn rollout_changed(
+    tx: deadpool_postgres::Transaction<'_>,
+    project_ref: &str,
+    group_id: &str,
+    changed: u64,
+) -> StoreResult<()> {
+    if changed == 0 {
+        return Err(StoreError::NoRollout {
+            group_id: group_id.to_owned(),
+        });
+    }
+    let (runtime_version, platforms) = group_platforms(&tx, project_ref, group_id).await?;
+    channels_changed(&tx, project_ref, &runtime_version, platforms).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Sets a rollout's percentage (100 completes it).
 pub(super) async fn set_rollout(
     client: &mut Object,
@@ -458,15 +477,7 @@ pub(super) async fn set_rollout(
             ],
         )
         .await?;
-    if changed == 0 {
-        return Err(StoreError::NoRollout {
-            group_id: group_id.to_owned(),
-        });
-    }
-    let (runtime_version, platforms) = group_platforms(&tx, project_ref, group_id).await?;
-    channels_changed(&tx, project_ref, &runtime_version, platforms).await?;
-    tx.commit().await?;
-    Ok(())
+    rollout_changed(tx, project_ref, group_id, changed).await
 }
 
 /// Marks a rollout reverted.
@@ -491,15 +502,7 @@ pub(super) async fn revert(
             ],
         )
         .await?;
-    if changed == 0 {
-        return Err(StoreError::NoRollout {
-            group_id: group_id.to_owned(),
-        });
-    }
-    let (runtime_version, platforms) = group_platforms(&tx, project_ref, group_id).await?;
-    channels_changed(&tx, project_ref, &runtime_version, platforms).await?;
-    tx.commit().await?;
-    Ok(())
+    rollout_changed(tx, project_ref, group_id, changed).await
 }
 
 fn health_row(row: &Row) -> StoreResult<HealthRecord> {
@@ -525,17 +528,6 @@ pub(super) async fn health(
     let mut found = rows(&found, health_row)?;
     found.sort_by_key(|record| ids.iter().position(|id| *id == record.update_id));
     Ok(found)
-}
-
-/// The register-wise maximum of two stored sketches.
-fn merged(a: &[u8], b: &[u8]) -> StoreResult<Vec<u8>> {
-    let sketch = otago_core::DeviceSketch::new();
-    for bytes in [a, b] {
-        sketch
-            .merge_bytes(bytes)
-            .map_err(|err| StoreError::backend(format!("a stored device count: {err}")))?;
-    }
-    Ok(sketch.to_bytes())
 }
 
 /// Merges sketches into the stored ones, in one transaction (each row locked while it is
@@ -564,13 +556,7 @@ pub(super) async fn merge_health(
                 &[&record.update_id],
             )
             .await?;
-        let stored = health_row(&stored)?;
-        let record = HealthRecord {
-            update_id: record.update_id.clone(),
-            served: merged(&stored.served, &record.served)?,
-            running: merged(&stored.running, &record.running)?,
-            failed: merged(&stored.failed, &record.failed)?,
-        };
+        let record = record.merged_into(&health_row(&stored)?)?;
         tx.execute(
             "UPDATE update_health SET served = $2, running = $3, failed = $4 WHERE update_id = $1",
             &[

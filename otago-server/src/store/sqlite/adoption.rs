@@ -1,11 +1,10 @@
 //! Adoption counts and runtime version days in SQLite: added in batches by the flusher,
 //! read by page, pruned by age.
 
-use otago_core::DeviceSketch;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{platform, to_i64, to_u64};
-use crate::store::{AdoptionCount, RuntimeVersionDay, StoreError, StoreResult};
+use crate::store::{AdoptionCount, RuntimeVersionDay, StoreError, StoreResult, day_sketch};
 
 /// Adds counts; counts of projects deleted meanwhile are dropped.
 pub(super) fn add_adoption(conn: &mut Connection, counts: &[AdoptionCount]) -> StoreResult<()> {
@@ -58,16 +57,6 @@ pub(super) fn adoption(
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn sketch(bytes: &[u8]) -> StoreResult<DeviceSketch> {
-    let sketch = DeviceSketch::new();
-    sketch.merge_bytes(bytes).map_err(|err| {
-        StoreError::backend(format!(
-            "a stored device sketch is damaged (runtime_version_days.devices): {err}"
-        ))
-    })?;
-    Ok(sketch)
 }
 
 /// Adds days, merging each into its stored row; runtime versions past `versions_per_day`
@@ -123,7 +112,7 @@ pub(super) fn add_runtime_version_days(
         }
         let (requests, devices, last_seen_ms) = match stored {
             Some((requests, bytes, last_seen_ms)) => {
-                let devices = sketch(&bytes)?;
+                let devices = day_sketch(&bytes)?;
                 devices.merge_bytes(&day.devices).map_err(|err| {
                     StoreError::backend(format!("a device sketch to add is damaged: {err}"))
                 })?;
@@ -133,7 +122,7 @@ pub(super) fn add_runtime_version_days(
                     last_seen_ms.max(day.last_seen_ms),
                 )
             }
-            None => (day.requests, sketch(&day.devices)?, day.last_seen_ms),
+            None => (day.requests, day_sketch(&day.devices)?, day.last_seen_ms),
         };
         tx.prepare_cached(
             "INSERT INTO runtime_version_days \
@@ -188,7 +177,7 @@ pub(super) fn runtime_version_days(
                     platform,
                     runtime_version: Some(runtime_version).filter(|rv| !rv.is_empty()),
                     requests,
-                    devices: sketch(&devices)?.to_bytes(),
+                    devices: day_sketch(&devices)?.to_bytes(),
                     last_seen_ms,
                 })
             },
@@ -269,7 +258,7 @@ mod tests {
                     d.day_start_ms,
                     d.runtime_version.as_deref(),
                     d.requests,
-                    super::sketch(&d.devices).unwrap().estimate(),
+                    super::day_sketch(&d.devices).unwrap().estimate(),
                 )
             })
             .collect();

@@ -442,17 +442,6 @@ pub(super) fn health(conn: &mut Connection, ids: &[String]) -> StoreResult<Vec<H
     Ok(found)
 }
 
-/// The register-wise maximum of two stored sketches.
-fn merged(a: &[u8], b: &[u8]) -> StoreResult<Vec<u8>> {
-    let sketch = otago_core::DeviceSketch::new();
-    for bytes in [a, b] {
-        sketch
-            .merge_bytes(bytes)
-            .map_err(|err| StoreError::backend(format!("a stored device count: {err}")))?;
-    }
-    Ok(sketch.to_bytes())
-}
-
 /// Merges sketches into the stored ones, in one transaction, and returns the results.
 pub(super) fn merge_health(
     conn: &mut Connection,
@@ -469,12 +458,7 @@ pub(super) fn merge_health(
             )
             .optional()?;
         let record = match stored {
-            Some(stored) => HealthRecord {
-                update_id: record.update_id.clone(),
-                served: merged(&stored.served, &record.served)?,
-                running: merged(&stored.running, &record.running)?,
-                failed: merged(&stored.failed, &record.failed)?,
-            },
+            Some(stored) => record.merged_into(&stored)?,
             None => record.clone(),
         };
         tx.execute(
