@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, StorageUrl};
 use crate::state::StartError;
-use crate::store::{BlobStore as _, LocalBlobStore, MetaStore, PostgresStore, SqliteStore};
+use crate::store::{MetaStore, PostgresStore, SqliteStore, open_blobs};
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,17 +25,19 @@ pub struct CheckReport {
 /// # Errors
 /// When the folder or database cannot be opened at all.
 pub async fn check_data_dir(data_dir: &Path) -> Result<CheckReport, StartError> {
-    check_store(data_dir, None).await
+    check_store(data_dir, None, None).await
 }
 
-/// [`check_data_dir`] with the metadata in `database` (`None`: SQLite in the data folder); on
-/// PostgreSQL the database checks what its schema cannot say itself.
+/// [`check_data_dir`] with the metadata in `database` (`None`: SQLite in the data folder) and
+/// the assets in `storage` (`None`: the data folder); on PostgreSQL the database checks what
+/// its schema cannot say itself, in a bucket every object is downloaded and re-hashed.
 ///
 /// # Errors
 /// When the folder or database cannot be opened at all.
 pub async fn check_store(
     data_dir: &Path,
     database: Option<&DatabaseUrl>,
+    storage: Option<&StorageUrl>,
 ) -> Result<CheckReport, StartError> {
     let cannot_open = |err| StartError(format!("cannot open the database: {err}"));
     let meta: Box<dyn MetaStore> = match database {
@@ -59,13 +61,9 @@ pub async fn check_store(
             Box::new(opened.map_err(cannot_open)?)
         }
     };
-    let dir = data_dir.to_owned();
-    let blobs = tokio::task::spawn_blocking(move || {
-        LocalBlobStore::open_without_cleanup(&dir)
-            .map_err(|err| StartError(format!("cannot open the asset folder: {err}")))
-    })
-    .await
-    .map_err(|err| StartError(err.to_string()))??;
+    let blobs = open_blobs(storage, data_dir, false)
+        .await
+        .map_err(|err| StartError(err.to_string()))?;
     let failed = |err: crate::store::StoreError| {
         StartError(format!("the check could not read the store: {err}"))
     };
@@ -82,10 +80,7 @@ pub async fn check_store(
     }
     report.assets_checked = assets.len();
     let indexed: BTreeSet<&str> = assets.iter().map(|a| a.hash.as_str()).collect();
-    let on_disk = tokio::task::spawn_blocking(move || blobs.stored_hashes())
-        .await
-        .map_err(|err| StartError(err.to_string()))?
-        .map_err(|err| StartError(format!("cannot list the asset folder: {err}")))?;
+    let on_disk = blobs.stored_hashes().await.map_err(failed)?;
     for hash in on_disk
         .iter()
         .filter(|hash| !indexed.contains(hash.as_str()))

@@ -39,6 +39,10 @@ impl EnvVars {
     pub const OTAGO_PATCH_BASES: &'static str = "OTAGO_PATCH_BASES";
     /// The metadata database: `sqlite://PATH` or `postgres://...`.
     pub const OTAGO_DATABASE_URL: &'static str = "OTAGO_DATABASE_URL";
+    /// Where asset bytes live: `file://DIR` or `s3://BUCKET/PREFIX?...`.
+    pub const OTAGO_STORAGE_URL: &'static str = "OTAGO_STORAGE_URL";
+    /// Base of asset URLs in manifests, e.g. a CDN in front of the bucket.
+    pub const OTAGO_ASSET_BASE_URL: &'static str = "OTAGO_ASSET_BASE_URL";
 }
 
 /// Default listen address.
@@ -97,6 +101,9 @@ pub struct CheckArgs {
     /// folder).
     #[arg(long, env = EnvVars::OTAGO_DATABASE_URL, hide_env_values = true, value_parser = DatabaseUrl::parse)]
     pub database_url: Option<DatabaseUrl>,
+    /// Where asset bytes live, as the server's `--storage-url` (default: the data folder).
+    #[arg(long, env = EnvVars::OTAGO_STORAGE_URL, hide_env_values = true, value_parser = StorageUrl::parse)]
+    pub storage_url: Option<StorageUrl>,
 }
 
 /// Options of the server.
@@ -112,6 +119,16 @@ pub struct ServeArgs {
     /// one server) or `postgres://USER@HOST:PORT/DATABASE` (shared by any number of replicas).
     #[arg(long, env = EnvVars::OTAGO_DATABASE_URL, hide_env_values = true, value_parser = DatabaseUrl::parse)]
     pub database_url: Option<DatabaseUrl>,
+    /// Where asset bytes live: `file://DIR` (default: `assets` in the data folder) or
+    /// `s3://BUCKET/PREFIX` with settings in the query (`endpoint=https://...` for R2 or
+    /// MinIO, `region=...`) or the usual `AWS_*` variables (credentials, region, endpoint).
+    #[arg(long, env = EnvVars::OTAGO_STORAGE_URL, hide_env_values = true, value_parser = StorageUrl::parse)]
+    pub storage_url: Option<StorageUrl>,
+    /// Base of asset URLs in manifests when a CDN or the bucket's public domain serves the
+    /// storage's objects (`<base>/<hash>` is the object `<prefix>/<hash>`); default:
+    /// `<public-url>/assets`, this server.
+    #[arg(long, env = EnvVars::OTAGO_ASSET_BASE_URL)]
+    pub asset_base_url: Option<String>,
     /// Base URL devices and deployers reach this server at, e.g. `https://updates.example.com`
     /// (default: `http://<listen>`)
     #[arg(long, env = EnvVars::OTAGO_PUBLIC_URL)]
@@ -215,6 +232,136 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Where asset bytes live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A local folder (one server, or replicas that share a mounted folder).
+    Folder(PathBuf),
+    /// An S3-compatible bucket (AWS S3, Cloudflare R2, MinIO; any number of replicas).
+    S3(S3Location),
+}
+
+/// A bucket, a key prefix and the S3 settings given in the storage URL's query.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket's name.
+    pub bucket: String,
+    /// Key prefix without a slash at either end; empty for the bucket's root.
+    pub prefix: String,
+    /// Settings from the query (`endpoint`, `region`, `access_key_id`, `secret_access_key`,
+    /// `allow_http`, ... as `object_store` names them); they win over the `AWS_*` variables.
+    pub options: Vec<(String, String)>,
+}
+
+impl StorageUrl {
+    /// Reads `file://DIR` or `s3://BUCKET/PREFIX?endpoint=...&region=...`.
+    ///
+    /// # Errors
+    /// When the URL has another scheme, names no folder or bucket, or sets an unknown option.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        if let Some(dir) = text.strip_prefix("file://") {
+            if dir.is_empty() {
+                return Err(ConfigError(
+                    "storage URL `file://` names no folder; pass e.g. file:///var/lib/otago/assets-root".to_owned(),
+                ));
+            }
+            return Ok(Self::Folder(PathBuf::from(dir)));
+        }
+        if !text.starts_with("s3://") {
+            let scheme = text.split_once("://").map_or(text, |(scheme, _)| scheme);
+            return Err(ConfigError(format!(
+                "storage URL scheme `{}` is not supported; use file://DIR or s3://BUCKET/PREFIX",
+                scheme.escape_debug()
+            )));
+        }
+        let bad = |why: String| ConfigError(format!("storage URL `{}`: {why}", redacted_s3(text)));
+        let url = url::Url::parse(text).map_err(|err| bad(err.to_string()))?;
+        let bucket = url.host_str().unwrap_or_default().to_owned();
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !bucket_ok {
+            return Err(bad(format!(
+                "`{}` is not a bucket name (3 to 63 of a-z, 0-9, `.` and `-`)",
+                bucket.escape_debug()
+            )));
+        }
+        let prefix = url.path().trim_matches('/').to_owned();
+        let prefix_ok = prefix.is_empty()
+            || prefix.split('/').all(|part| {
+                !part.is_empty()
+                    && part != "."
+                    && part != ".."
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            });
+        if !prefix_ok {
+            return Err(bad(format!(
+                "prefix `{}` must be segments of letters, digits, `-`, `_` and `.`",
+                prefix.escape_debug()
+            )));
+        }
+        let mut options = Vec::new();
+        for (key, value) in url.query_pairs() {
+            key.parse::<object_store::aws::AmazonS3ConfigKey>()
+                .map_err(|_| bad(format!("`{}` is not an S3 setting (e.g. endpoint, region, access_key_id, secret_access_key, allow_http)", key.escape_debug())))?;
+            options.push((key.into_owned(), value.into_owned()));
+        }
+        Ok(Self::S3(S3Location {
+            bucket,
+            prefix,
+            options,
+        }))
+    }
+}
+
+/// Whether a storage URL option holds a secret (not printed).
+fn is_secret_option(key: &str) -> bool {
+    ["secret", "token", "password"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// An `s3://` URL as text with the values of secret options replaced.
+fn redacted_s3(text: &str) -> String {
+    let Some((base, query)) = text.split_once('?') else {
+        return text.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_secret_option(key) => format!("{key}=…"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+impl fmt::Debug for StorageUrl {
+    /// Without the secrets an S3 URL may hold.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Folder(dir) => write!(f, "file://{}", dir.display()),
+            Self::S3(location) => location.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for S3Location {
+    /// Without the secrets its options may hold.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)?;
+        for (index, (key, value)) in self.options.iter().enumerate() {
+            let separator = if index == 0 { '?' } else { '&' };
+            let value = if is_secret_option(key) { "…" } else { value };
+            write!(f, "{separator}{key}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What the library needs to run, checked.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -222,6 +369,11 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The metadata database; `None`: SQLite in the data folder.
     pub database_url: Option<DatabaseUrl>,
+    /// Where asset bytes live; `None`: the `assets` folder in the data folder.
+    pub storage_url: Option<StorageUrl>,
+    /// Base of asset URLs in manifests when assets are served from elsewhere (a CDN, a
+    /// bucket's public domain); `None`: `{public_url}/assets`, this server.
+    pub asset_base_url: Option<String>,
     /// Base of every URL handed out, without a trailing slash.
     pub public_url: String,
     /// The admin token (at least 32 characters); `None` to use (or generate) the one kept in
@@ -273,6 +425,8 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url)
+            .field("storage_url", &self.storage_url)
+            .field("asset_base_url", &self.asset_base_url)
             .field("public_url", &self.public_url)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("default_max_asset_bytes", &self.default_max_asset_bytes)
@@ -305,6 +459,8 @@ impl ServerConfig {
         Ok(Self {
             data_dir: data_dir.into(),
             database_url: None,
+            storage_url: None,
+            asset_base_url: None,
             public_url: normalize_public_url(public_url)?,
             admin_token: None,
             default_max_asset_bytes: DEFAULT_MAX_ASSET_BYTES,
@@ -340,10 +496,23 @@ impl ServerConfig {
         format!("{}/manifest/{project_ref}", self.public_url)
     }
 
-    /// The base URL of asset URLs in manifests.
+    /// The base URL of asset URLs in manifests: the configured one, or this server's
+    /// `/assets`.
     #[must_use]
     pub fn asset_base_url(&self) -> String {
-        format!("{}/assets", self.public_url)
+        self.asset_base_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/assets", self.public_url))
+    }
+
+    /// Serves manifests whose asset URLs start with `url` (a CDN or a bucket's public
+    /// domain that serves the storage's objects by hash).
+    ///
+    /// # Errors
+    /// When `url` is not an absolute http(s) URL without query or fragment.
+    pub fn with_asset_base_url(mut self, url: &str) -> Result<Self, ConfigError> {
+        self.asset_base_url = Some(normalize_public_url(url)?);
+        Ok(self)
     }
 }
 

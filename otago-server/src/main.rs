@@ -12,7 +12,14 @@ use tokio::net::TcpListener;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Check(args)) => check(&args.data_dir, args.database_url.as_ref()).await,
+        Some(Command::Check(args)) => {
+            check(
+                &args.data_dir,
+                args.database_url.as_ref(),
+                args.storage_url.as_ref(),
+            )
+            .await
+        }
         None => run(cli.serve).await,
     };
     match result {
@@ -41,6 +48,10 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut config =
         ServerConfig::new(&args.data_dir, &public_url)?.with_admin_token(args.admin_token.clone());
     config.database_url = args.database_url.clone();
+    config.storage_url = args.storage_url.clone();
+    if let Some(base) = &args.asset_base_url {
+        config = config.with_asset_base_url(base)?;
+    }
     config.asset_memory_bytes = args.asset_memory_mb * 1024 * 1024;
     config.patch_bases = usize::from(args.patch_bases);
     config.adoption_retention_days = args.adoption_retention_days;
@@ -83,8 +94,9 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 async fn check(
     data_dir: &std::path::Path,
     database: Option<&otago_server::config::DatabaseUrl>,
+    storage: Option<&otago_server::config::StorageUrl>,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let report = check_store(data_dir, database).await?;
+    let report = check_store(data_dir, database, storage).await?;
     for note in &report.notes {
         println!("note: {note}");
     }

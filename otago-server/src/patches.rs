@@ -344,7 +344,7 @@ impl Worker {
         }
         let body = futures_util::stream::once(async move { Ok(Bytes::from(patch.bytes)) }).boxed();
         self.blobs
-            .put(&patch.hash, size, body)
+            .put(&patch.hash, "application/octet-stream", size, body)
             .await
             .map_err(|err| StoreError::backend(format!("storing a patch failed: {err}")))?;
         Ok(Some((patch.hash, size)))

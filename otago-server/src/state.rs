@@ -20,8 +20,8 @@ use crate::live::LiveMap;
 use crate::metrics::Metrics;
 use crate::patches::{PatchBook, PatchSettings, Patcher};
 use crate::store::{
-    AssetRecord, BlobStore, Encodings, LocalBlobStore, MetaStore, PostgresStore, SqliteStore,
-    StoreResult,
+    AssetRecord, BlobStore, Encodings, MetaStore, PostgresStore, SqliteStore, StoreResult,
+    open_blobs,
 };
 
 /// Where the current time comes from (swappable in tests).
@@ -253,22 +253,19 @@ impl AppState {
             .database_url
             .clone()
             .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("otago.sqlite3")));
-        let blobs = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&data_dir).map_err(|err| {
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
+            .await
+            .map_err(|err| StartError(err.to_string()))?
+            .map_err(|err| {
                 StartError(format!(
                     "cannot create data folder {}: {err}",
                     data_dir.display()
                 ))
             })?;
-            LocalBlobStore::open(&data_dir).map_err(|err| {
-                StartError(format!(
-                    "cannot open the asset folder in {}: {err}",
-                    data_dir.display()
-                ))
-            })
-        })
-        .await
-        .map_err(|err| StartError(err.to_string()))??;
+        let blobs = open_blobs(config.storage_url.as_ref(), &data_dir, true)
+            .await
+            .map_err(|err| StartError(err.to_string()))?;
         let cannot_open = |err| StartError(format!("cannot open the database {database:?}: {err}"));
         let meta: Arc<dyn MetaStore> = match &database {
             DatabaseUrl::Sqlite(path) => {
@@ -282,7 +279,7 @@ impl AppState {
                 Arc::new(PostgresStore::connect(url).await.map_err(cannot_open)?)
             }
         };
-        Self::with_stores(config, meta, Arc::new(blobs), clock).await
+        Self::with_stores(config, meta, blobs, clock).await
     }
 
     /// A state over any stores and clock.

@@ -14,9 +14,7 @@ use otago_core::{asset_hash, is_asset_hash, patch_base, served_content_type};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::{ByteRange, Encoding, Encodings};
-
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+use crate::store::{ByteRange, Encoding, Encodings, IMMUTABLE};
 
 pub(crate) async fn asset(
     State(state): State<AppState>,

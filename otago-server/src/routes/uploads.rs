@@ -184,7 +184,7 @@ pub(crate) async fn store_asset(
     limit: u64,
     stream: ByteStream,
 ) -> ApiResult<(Arc<AssetRecord>, bool)> {
-    let stored = match state.blobs.put(hash, limit, stream).await {
+    let stored = match state.blobs.put(hash, &content_type, limit, stream).await {
         Ok(stored) => stored,
         Err(PutError::TooLarge { limit }) => return Err(too_large(limit)),
         Err(PutError::HashMismatch { actual }) => {

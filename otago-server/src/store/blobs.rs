@@ -30,15 +30,64 @@ pub struct LocalBlobStore {
     tmp: PathBuf,
 }
 
-/// Removes a temporary file when dropped, unless disarmed (so a cancelled upload leaves nothing).
-struct TempFile(Option<PathBuf>);
+/// Removes a temporary file or folder when dropped, unless disarmed (so a cancelled upload
+/// leaves nothing).
+pub(super) struct TempPath {
+    path: Option<PathBuf>,
+    is_dir: bool,
+}
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
+impl TempPath {
+    /// Guards a file.
+    pub(super) fn file(path: PathBuf) -> Self {
+        Self {
+            path: Some(path),
+            is_dir: false,
         }
     }
+
+    /// Guards a folder and everything in it.
+    pub(super) fn dir(path: PathBuf) -> Self {
+        Self {
+            path: Some(path),
+            is_dir: true,
+        }
+    }
+
+    /// The guarded path.
+    pub(super) fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Keeps the path (it was renamed into place).
+    fn disarm(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = if self.is_dir {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        }
+    }
+}
+
+/// Empties a staging folder: what killed uploads left.
+pub(super) fn clear_folder(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+    }
+    Ok(())
 }
 
 impl LocalBlobStore {
@@ -51,9 +100,7 @@ impl LocalBlobStore {
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&tmp)?;
-        for entry in std::fs::read_dir(&tmp)? {
-            let _ = std::fs::remove_file(entry?.path());
-        }
+        clear_folder(&tmp)?;
         Ok(Self { root, tmp })
     }
 
@@ -77,12 +124,9 @@ impl LocalBlobStore {
     }
 
     /// Every file in the folder that is named like an asset (plain bytes only).
-    ///
-    /// # Errors
-    /// When the folder cannot be read.
-    pub fn stored_hashes(&self) -> io::Result<Vec<String>> {
+    fn list_hashes(root: &Path) -> io::Result<Vec<String>> {
         let mut hashes = Vec::new();
-        for shard in std::fs::read_dir(&self.root)? {
+        for shard in std::fs::read_dir(root)? {
             let shard = shard?;
             if !shard.file_type()?.is_dir() {
                 continue;
@@ -106,36 +150,37 @@ impl LocalBlobStore {
             Encoding::Brotli => variant_path(&plain, "br"),
         })
     }
+}
 
-    async fn receive(
-        &self,
-        hash: &str,
-        limit: u64,
-        mut body: ByteStream,
-        tmp: &Path,
-    ) -> Result<(String, u64), PutError> {
-        let mut file = tokio::fs::File::create_new(tmp)
-            .await
-            .map_err(StoreError::io)?;
-        let mut hasher = AssetHasher::default();
-        let mut size: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|err| PutError::Body(err.to_string()))?;
-            size = size.saturating_add(chunk.len() as u64);
-            if size > limit {
-                return Err(PutError::TooLarge { limit });
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(StoreError::io)?;
+/// Streams `body` into the new file `tmp`, hashing it on the way and stopping past `limit`;
+/// `(MD5 key, size)` when the bytes hash to `hash`. The file is synced.
+pub(super) async fn receive(
+    hash: &str,
+    limit: u64,
+    mut body: ByteStream,
+    tmp: &Path,
+) -> Result<(String, u64), PutError> {
+    let mut file = tokio::fs::File::create_new(tmp)
+        .await
+        .map_err(StoreError::io)?;
+    let mut hasher = AssetHasher::default();
+    let mut size: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|err| PutError::Body(err.to_string()))?;
+        size = size.saturating_add(chunk.len() as u64);
+        if size > limit {
+            return Err(PutError::TooLarge { limit });
         }
-        file.flush().await.map_err(StoreError::io)?;
-        file.sync_all().await.map_err(StoreError::io)?;
-        let (actual, key) = hasher.finish();
-        if actual != hash {
-            return Err(PutError::HashMismatch { actual });
-        }
-        Ok((key, size))
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(StoreError::io)?;
     }
+    file.flush().await.map_err(StoreError::io)?;
+    file.sync_all().await.map_err(StoreError::io)?;
+    let (actual, key) = hasher.finish();
+    if actual != hash {
+        return Err(PutError::HashMismatch { actual });
+    }
+    Ok((key, size))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -144,15 +189,21 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[async_trait]
 impl BlobStore for LocalBlobStore {
-    async fn put(&self, hash: &str, limit: u64, body: ByteStream) -> Result<StoredBlob, PutError> {
+    async fn put(
+        &self,
+        hash: &str,
+        _content_type: &str,
+        limit: u64,
+        body: ByteStream,
+    ) -> Result<StoredBlob, PutError> {
         let final_path = self.path_of(hash).ok_or_else(|| PutError::HashMismatch {
             actual: "(not an asset hash)".to_owned(),
         })?;
         let tmp_path = self
             .tmp
             .join(format!("upload-{:016x}", rand::random::<u64>()));
-        let mut guard = TempFile(Some(tmp_path.clone()));
-        let (key, size) = self.receive(hash, limit, body, &tmp_path).await?;
+        let mut guard = TempPath::file(tmp_path.clone());
+        let (key, size) = receive(hash, limit, body, &tmp_path).await?;
         tokio::task::spawn_blocking(move || -> io::Result<_> {
             let dir = final_path.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir)?;
@@ -162,7 +213,7 @@ impl BlobStore for LocalBlobStore {
         .await
         .map_err(StoreError::backend)?
         .map_err(StoreError::io)?;
-        guard.0 = None;
+        guard.disarm();
         Ok(StoredBlob { key, size })
     }
 
@@ -239,6 +290,14 @@ impl BlobStore for LocalBlobStore {
             .await
             .map_err(StoreError::backend)
     }
+
+    async fn stored_hashes(&self) -> StoreResult<Vec<String>> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || Self::list_hashes(&root))
+            .await
+            .map_err(StoreError::backend)?
+            .map_err(|err| StoreError::backend(format!("cannot list the asset folder: {err}")))
+    }
 }
 
 fn hash_reader(mut reader: impl io::Read) -> io::Result<String> {
@@ -256,7 +315,8 @@ fn hash_reader(mut reader: impl io::Read) -> io::Result<String> {
 /// Opens a decoder over a compressed variant.
 type Decoder = fn(std::fs::File) -> Box<dyn io::Read>;
 
-fn verify_files(plain: &Path, hash: &str) -> Vec<String> {
+/// Re-hashes the plain file and decodes each variant beside it; problems found.
+pub(super) fn verify_files(plain: &Path, hash: &str) -> Vec<String> {
     let mut problems = Vec::new();
     match std::fs::File::open(plain).and_then(hash_reader) {
         Ok(actual) if actual == hash => {}
@@ -309,11 +369,14 @@ mod tests {
         let hash = otago_core::asset_hash(b"abc");
 
         let err = store
-            .put(&hash, 2, body(vec![b"ab", b"c"]))
+            .put(&hash, "text/plain", 2, body(vec![b"ab", b"c"]))
             .await
             .unwrap_err();
         assert!(matches!(err, PutError::TooLarge { limit: 2 }));
-        let err = store.put(&hash, 10, body(vec![b"abd"])).await.unwrap_err();
+        let err = store
+            .put(&hash, "text/plain", 10, body(vec![b"abd"]))
+            .await
+            .unwrap_err();
         assert!(matches!(err, PutError::HashMismatch { .. }));
         assert!(
             store
@@ -327,7 +390,10 @@ mod tests {
             0
         );
 
-        let stored = store.put(&hash, 10, body(vec![b"ab", b"c"])).await.unwrap();
+        let stored = store
+            .put(&hash, "text/plain", 10, body(vec![b"ab", b"c"]))
+            .await
+            .unwrap();
         assert_eq!(stored.key, otago_core::asset_key(b"abc"));
         let opened = store
             .open(
@@ -342,6 +408,6 @@ mod tests {
         assert_eq!(bytes.concat(), b"bc");
         assert!(store.verify(&hash).await.unwrap().is_empty());
         assert!(store.path_of("../../etc/passwd").is_none());
-        assert_eq!(store.stored_hashes().unwrap(), vec![hash]);
+        assert_eq!(store.stored_hashes().await.unwrap(), vec![hash]);
     }
 }

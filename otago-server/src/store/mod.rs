@@ -1,11 +1,14 @@
 //! Where the server keeps things: a metadata store and an asset blob store.
 //!
-//! Both are small traits so that other backends (PostgreSQL, an S3-compatible bucket) can slot
-//! in; the embedded defaults are [`SqliteStore`] and [`LocalBlobStore`]. Every method is async
-//! and may block internally only on a blocking thread.
+//! Both are small traits with two backends each: the embedded defaults [`SqliteStore`] and
+//! [`LocalBlobStore`] (one process, a folder), and [`PostgresStore`] and [`BucketBlobStore`]
+//! (an S3-compatible bucket) for any number of replicas. Every method is async and may block
+//! internally only on a blocking thread.
 
 use std::fmt;
 use std::io;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,13 +17,63 @@ use futures_util::stream::BoxStream;
 use otago_core::{Platform, Timestamp};
 
 mod blobs;
+mod bucket;
 mod compress;
 mod postgres;
 mod sqlite;
 
 pub use blobs::LocalBlobStore;
+pub use bucket::BucketBlobStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+use crate::config::StorageUrl;
+
+/// How long an asset may be cached, by anyone: a year, for its bytes never change.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Opens the blob store `storage` names (`None`: the data folder). A folder store keeps
+/// `assets/` and `tmp/` in its folder; a bucket store stages uploads in `data_dir/tmp`.
+/// `cleanup` clears what killed uploads left there (not for a check beside a running server).
+///
+/// # Errors
+/// When the folder cannot be opened or the bucket does not answer.
+pub async fn open_blobs(
+    storage: Option<&StorageUrl>,
+    data_dir: &Path,
+    cleanup: bool,
+) -> StoreResult<Arc<dyn BlobStore>> {
+    match storage {
+        Some(StorageUrl::S3(location)) if cleanup => Ok(Arc::new(
+            BucketBlobStore::connect(location, data_dir).await?,
+        )),
+        Some(StorageUrl::S3(location)) => Ok(Arc::new(BucketBlobStore::open_without_cleanup(
+            location, data_dir,
+        )?)),
+        folder => {
+            let dir = match folder {
+                Some(StorageUrl::Folder(dir)) => dir.clone(),
+                _ => data_dir.to_owned(),
+            };
+            let store = tokio::task::spawn_blocking(move || {
+                if cleanup {
+                    LocalBlobStore::open(&dir)
+                } else {
+                    LocalBlobStore::open_without_cleanup(&dir)
+                }
+                .map_err(|err| {
+                    StoreError::backend(format!(
+                        "cannot open the asset folder in {}: {err}",
+                        dir.display()
+                    ))
+                })
+            })
+            .await
+            .map_err(StoreError::backend)??;
+            Ok(Arc::new(store))
+        }
+    }
+}
 
 /// A failure of a store, in the store's own terms (the server's error module says what it
 /// means for an HTTP client).
@@ -858,7 +911,14 @@ impl fmt::Debug for BlobBody {
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` in, refusing it past `limit` bytes or when it does not hash to `hash`.
     /// Nothing is visible under `hash` unless this succeeds.
-    async fn put(&self, hash: &str, limit: u64, body: ByteStream) -> Result<StoredBlob, PutError>;
+    /// `content_type` is what a CDN serving the stored object directly should send.
+    async fn put(
+        &self,
+        hash: &str,
+        content_type: &str,
+        limit: u64,
+        body: ByteStream,
+    ) -> Result<StoredBlob, PutError>;
     /// Makes the gzip and Brotli variants of a stored asset (Brotli at most at
     /// `brotli_quality`), keeping those clearly smaller; says which exist.
     async fn compress(&self, hash: &str, brotli_quality: u32) -> StoreResult<Encodings>;
@@ -874,4 +934,6 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn read(&self, hash: &str, encoding: Encoding) -> StoreResult<Option<Bytes>>;
     /// Re-hashes the stored bytes and variants of `hash`; problems found, if any.
     async fn verify(&self, hash: &str) -> StoreResult<Vec<String>>;
+    /// The hash of every stored asset (plain bytes), sorted.
+    async fn stored_hashes(&self) -> StoreResult<Vec<String>>;
 }

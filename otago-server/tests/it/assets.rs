@@ -473,7 +473,10 @@ async fn an_html_content_type_stored_before_is_not_served() {
     let hash = otago_core::asset_hash(&page);
     let blobs = LocalBlobStore::open_without_cleanup(&server.dir).unwrap();
     let stream = futures_util::stream::iter([Ok(bytes::Bytes::from(page.clone()))]);
-    let stored = blobs.put(&hash, 1024, Box::pin(stream)).await.unwrap();
+    let stored = blobs
+        .put(&hash, "application/javascript", 1024, Box::pin(stream))
+        .await
+        .unwrap();
     let record = AssetRecord {
         hash: hash.clone(),
         key: stored.key,

@@ -696,3 +696,27 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// A fresh prefix of the test bucket (`OTAGO_TEST_S3_URL`, an `s3://` storage URL of a real
+/// S3-compatible server, set by `.ci/run`): its storage URL, and the base URL its objects are
+/// served at anonymously (`OTAGO_TEST_S3_PUBLIC_URL`, the bucket's public endpoint).
+pub(crate) fn fresh_bucket() -> (otago_server::config::StorageUrl, String) {
+    use otago_server::config::StorageUrl;
+    let url = std::env::var("OTAGO_TEST_S3_URL").expect(
+        "OTAGO_TEST_S3_URL must name a bucket of an S3-compatible server the tests may use (.ci/run starts one and sets it)",
+    );
+    let public = std::env::var("OTAGO_TEST_S3_PUBLIC_URL").expect(
+        "OTAGO_TEST_S3_PUBLIC_URL must be the test bucket's anonymous endpoint (.ci/run sets it)",
+    );
+    let StorageUrl::S3(mut location) = StorageUrl::parse(&url).unwrap() else {
+        panic!("OTAGO_TEST_S3_URL must be an s3:// URL");
+    };
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    location.prefix = if location.prefix.is_empty() {
+        prefix
+    } else {
+        format!("{}/{prefix}", location.prefix)
+    };
+    let public = format!("{}/{}", public.trim_end_matches('/'), location.prefix);
+    (StorageUrl::S3(location), public)
+}

@@ -20,3 +20,4 @@ mod protocol;
 mod releases;
 mod replicas;
 mod security;
+mod storage;

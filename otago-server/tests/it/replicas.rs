@@ -130,9 +130,10 @@ async fn three_replicas_serve_a_publish_made_through_one_within_a_second() {
         server.stop().await;
     }
     // `otago-server check --database-url` reads the same database and folder: all whole.
-    let report = otago_server::check_store(dir.path(), Some(&DatabaseUrl::Postgres(database)))
-        .await
-        .unwrap();
+    let report =
+        otago_server::check_store(dir.path(), Some(&DatabaseUrl::Postgres(database)), None)
+            .await
+            .unwrap();
     assert_eq!(report.problems, Vec::<String>::new());
     assert!(report.assets_checked > 0);
 }
