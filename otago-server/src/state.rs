@@ -399,6 +399,12 @@ impl AppState {
         &self.meta
     }
 
+    /// The asset blob store.
+    #[must_use]
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
     /// Now, from the state's clock.
     pub(crate) fn now(&self) -> Timestamp {
         Timestamp::from_system_time(self.clock.now()).unwrap_or_else(|_| {

@@ -720,7 +720,7 @@ async fn api_restart_serves_the_same_answers() {
     .await;
     assert_eq!(before, after);
     assert!(String::from_utf8_lossy(&after).contains(&published.manifests[&Platform::Android].id));
-    let report = otago_server::check_data_dir(&dir).await.unwrap();
+    let report = crate::harness::check(&dir).await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.assets_checked, 5);
     server.stop().await;

@@ -466,12 +466,12 @@ async fn an_asset_uploaded_as_html_is_never_served_as_html() {
 
 #[tokio::test]
 async fn an_html_content_type_stored_before_is_not_served() {
-    use otago_server::store::{AssetRecord, BlobStore as _, LocalBlobStore};
+    use otago_server::store::AssetRecord;
 
     let server = Server::start().await;
     let page = b"<svg onload=alert(1)>".to_vec();
     let hash = otago_core::asset_hash(&page);
-    let blobs = LocalBlobStore::open_without_cleanup(&server.dir).unwrap();
+    let blobs = server.state.blobs();
     let stream = futures_util::stream::iter([Ok(bytes::Bytes::from(page.clone()))]);
     let stored = blobs
         .put(&hash, "application/javascript", 1024, Box::pin(stream))

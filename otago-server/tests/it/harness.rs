@@ -8,6 +8,7 @@ use otago_core::{
     DescribedPlatform, ExportMetadata, Manifest, ManifestSpec, Platform, PublishedUpdate,
     SignatureHeader, SigningKey, Timestamp, UpdateId, UpdateKind, standby_body,
 };
+use otago_server::config::{DatabaseUrl, StorageUrl};
 use otago_server::{AppState, Clock, ServerConfig};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -106,6 +107,7 @@ impl Server {
             .with_admin_token(Some(ADMIN.to_owned()));
         config.brotli_max_quality = 5;
         config.shutdown_grace = std::time::Duration::from_secs(5);
+        (config.database_url, config.storage_url) = stores_of(dir).await;
         configure(&mut config);
         let clock = clock.unwrap_or_else(|| Arc::new(otago_server::SystemClock));
         let opened = AppState::open_with_clock(config, clock).await.unwrap();
@@ -697,26 +699,123 @@ impl Drop for Running {
     }
 }
 
+/// A fresh schema of the test database, as a database URL that uses it.
+pub(crate) async fn fresh_database() -> String {
+    let base = std::env::var("OTAGO_TEST_DATABASE_URL").expect(
+        "OTAGO_TEST_DATABASE_URL must name a PostgreSQL database the tests may use (.ci/run sets it)",
+    );
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("the test database accepts connections");
+    tokio::spawn(connection);
+    let schema = format!("otago_test_{}", rand::random::<u64>());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-csearch_path%3D{schema}")
+}
+
 /// A fresh prefix of the test bucket (`OTAGO_TEST_S3_URL`, an `s3://` storage URL of a real
-/// S3-compatible server, set by `.ci/run`): its storage URL, and the base URL its objects are
-/// served at anonymously (`OTAGO_TEST_S3_PUBLIC_URL`, the bucket's public endpoint).
-pub(crate) fn fresh_bucket() -> (otago_server::config::StorageUrl, String) {
-    use otago_server::config::StorageUrl;
+/// S3-compatible server, set by `.ci/run`): its storage URL (parsed and as text), and the base
+/// URL its objects are served at anonymously (`OTAGO_TEST_S3_PUBLIC_URL`, the bucket's public
+/// endpoint).
+pub(crate) fn fresh_bucket_url() -> (StorageUrl, String, String) {
     let url = std::env::var("OTAGO_TEST_S3_URL").expect(
         "OTAGO_TEST_S3_URL must name a bucket of an S3-compatible server the tests may use (.ci/run starts one and sets it)",
     );
     let public = std::env::var("OTAGO_TEST_S3_PUBLIC_URL").expect(
         "OTAGO_TEST_S3_PUBLIC_URL must be the test bucket's anonymous endpoint (.ci/run sets it)",
     );
-    let StorageUrl::S3(mut location) = StorageUrl::parse(&url).unwrap() else {
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let text = format!("{}/{prefix}?{query}", base.trim_end_matches('/'));
+    let storage = StorageUrl::parse(&text).unwrap();
+    let StorageUrl::S3(location) = &storage else {
         panic!("OTAGO_TEST_S3_URL must be an s3:// URL");
     };
-    let prefix = format!("test-{:016x}", rand::random::<u64>());
-    location.prefix = if location.prefix.is_empty() {
-        prefix
-    } else {
-        format!("{}/{prefix}", location.prefix)
-    };
     let public = format!("{}/{}", public.trim_end_matches('/'), location.prefix);
-    (StorageUrl::S3(location), public)
+    (storage, text, public)
+}
+
+/// [`fresh_bucket_url`] without the text.
+pub(crate) fn fresh_bucket() -> (StorageUrl, String) {
+    let (storage, _, public) = fresh_bucket_url();
+    (storage, public)
+}
+
+/// The stores of a test server's data folder: none (SQLite and the folder) in the `it` target;
+/// in `it_scaled` a fresh schema of the test database and a fresh prefix of the test bucket,
+/// written down in the folder so that a restart on it finds the same ones.
+pub(crate) async fn stores_of(dir: &Path) -> (Option<DatabaseUrl>, Option<StorageUrl>) {
+    if !crate::SCALED_OUT {
+        return (None, None);
+    }
+    let file = dir.join("test-stores.json");
+    let (database, storage) = match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let stores: Value = serde_json::from_str(&text).unwrap();
+            (
+                stores["database"].as_str().unwrap().to_owned(),
+                stores["storage"].as_str().unwrap().to_owned(),
+            )
+        }
+        Err(_) => {
+            let database = fresh_database().await;
+            let (_, storage, public) = fresh_bucket_url();
+            let stores = json!({ "database": database, "storage": storage, "public": public });
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(&file, stores.to_string()).unwrap();
+            (database, storage)
+        }
+    };
+    (
+        Some(DatabaseUrl::parse(&database).unwrap()),
+        Some(StorageUrl::parse(&storage).unwrap()),
+    )
+}
+
+/// The stored bytes of asset `hash` of a test server's data folder, read behind the server's
+/// back (from the folder, or anonymously from the bucket).
+pub(crate) async fn stored_bytes(dir: &Path, hash: &str) -> Vec<u8> {
+    match public_bucket_of(dir) {
+        Some(public) => {
+            let response = reqwest::get(format!("{public}/{hash}")).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap().to_vec()
+        }
+        None => std::fs::read(dir.join("assets").join(&hash[..2]).join(hash)).unwrap(),
+    }
+}
+
+/// Replaces the stored bytes of asset `hash` behind the server's back (a bad disk, a bad copy).
+pub(crate) async fn overwrite_stored(dir: &Path, hash: &str, bytes: Vec<u8>) {
+    match public_bucket_of(dir) {
+        Some(public) => {
+            let response = reqwest::Client::new()
+                .put(format!("{public}/{hash}"))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+        }
+        None => std::fs::write(dir.join("assets").join(&hash[..2]).join(hash), bytes).unwrap(),
+    }
+}
+
+/// The anonymous base URL of the bucket prefix a test data folder uses, if it uses one.
+fn public_bucket_of(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("test-stores.json")).ok()?;
+    let stores: Value = serde_json::from_str(&text).unwrap();
+    Some(stores["public"].as_str().unwrap().to_owned())
+}
+
+/// `otago-server check` of a test server's data folder, on its stores.
+pub(crate) async fn check(dir: &Path) -> otago_server::CheckReport {
+    let (database, storage) = stores_of(dir).await;
+    otago_server::check_store(dir, database.as_ref(), storage.as_ref())
+        .await
+        .unwrap()
 }

@@ -5,7 +5,13 @@
 //! `bounds` floods a real server with made-up requests and idle or slow connections; `demo`
 //! covers demo mode, the binary and `otago-server check`; `crash` kills the binary with
 //! SIGKILL during an upload and a publish; `disk_full` fills a small tmpfs under the data folder;
-//! `patches` applies the server's bundle patches with `bspatch`; `releases` drives simulated devices through rollouts, reverts, the health gate and ramps.
+//! `patches` applies the server's bundle patches with `bspatch`; `releases` drives simulated
+//! devices through rollouts, reverts, the health gate and ramps; `replicas` runs several servers on
+//! one PostgreSQL database and one bucket; `storage` holds both blob stores to one contract.
+
+/// This target runs every server on SQLite and a folder (`it_scaled` runs many of the same
+/// tests again on PostgreSQL and a bucket).
+pub(crate) const SCALED_OUT: bool = false;
 
 mod access;
 mod api;

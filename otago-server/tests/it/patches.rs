@@ -11,7 +11,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{
-    Built, RUNTIME, Server, body, build_signed, export, now_ms, publish_body, with_standbys,
+    Built, RUNTIME, Server, body, build_signed, export, now_ms, overwrite_stored, publish_body,
+    stored_bytes, with_standbys,
 };
 
 /// A server with exports/v1 then exports/v2 published, once v2's patches are made.
@@ -342,15 +343,10 @@ async fn a_corrupted_stored_patch_is_never_served_and_patches_survive_a_restart(
 
     // Flip one byte of the stored patch (a bad disk, a bad copy): the full asset is sent.
     let patch_hash = asset_hash(&served);
-    let path = dir
-        .path()
-        .join("assets")
-        .join(&patch_hash[..2])
-        .join(&patch_hash);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = stored_bytes(dir.path(), &patch_hash).await;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
-    std::fs::write(&path, &bytes).unwrap();
+    overwrite_stored(dir.path(), &patch_hash, bytes).await;
     for _ in 0..2 {
         let response = patched.launch_asset(&v2, &ask).await;
         assert_eq!(response.status(), 200);

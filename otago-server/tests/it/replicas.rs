@@ -1,47 +1,53 @@
 //! Several replicas on one real PostgreSQL database (`OTAGO_TEST_DATABASE_URL`, set by
-//! `.ci/run`) and one asset folder: what one replica changes, the others serve within a
-//! second, and the database, not a per-process lock, keeps two replicas from racing.
+//! `.ci/run`) and one real S3-compatible bucket (`OTAGO_TEST_S3_URL`), each with a data folder
+//! of its own: what one replica changes, the others serve within a second, and the database,
+//! not a per-process lock, keeps two replicas from racing.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use otago_core::Platform;
-use otago_server::config::DatabaseUrl;
+use otago_server::config::{DatabaseUrl, StorageUrl};
 use otago_server::store::{MetaStore as _, PostgresStore};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    RUNTIME, Server, as_refs, body, build_signed, client_headers, export, now_ms, parse_multipart,
-    publish_body,
+    RUNTIME, Server, as_refs, body, build_signed, client_headers, export, fresh_bucket,
+    fresh_database, now_ms, parse_multipart, publish_body,
 };
 
-/// A fresh schema of the test database, as a database URL that uses it.
-async fn fresh_database() -> String {
-    let base = std::env::var("OTAGO_TEST_DATABASE_URL").expect(
-        "OTAGO_TEST_DATABASE_URL must name a PostgreSQL database the tests may use (.ci/run sets it)",
-    );
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("the test database accepts connections");
-    tokio::spawn(connection);
-    let schema = format!("otago_test_{}", rand::random::<u64>());
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}options=-csearch_path%3D{schema}")
+/// One database and one bucket that replicas share; each replica has its own data folder.
+struct Cluster {
+    database: String,
+    storage: StorageUrl,
+    dirs: tempfile::TempDir,
 }
 
-/// A replica on `database` with the asset folder `dir`.
-async fn replica(dir: &Path, database: &str) -> Server {
-    let database = DatabaseUrl::Postgres(database.to_owned());
-    Server::start_in_configured(dir, move |config| {
-        config.database_url = Some(database);
-        config.patch_bases = 0;
-    })
-    .await
+impl Cluster {
+    async fn new() -> Self {
+        Self {
+            database: fresh_database().await,
+            storage: fresh_bucket().0,
+            dirs: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        }
+    }
+
+    /// The data folder of replica `name`.
+    fn dir(&self, name: &str) -> std::path::PathBuf {
+        self.dirs.path().join(name)
+    }
+
+    /// Starts replica `name`.
+    async fn replica(&self, name: &str) -> Server {
+        let database = DatabaseUrl::Postgres(self.database.clone());
+        let storage = self.storage.clone();
+        Server::start_in_configured(&self.dir(name), move |config| {
+            config.database_url = Some(database);
+            config.storage_url = Some(storage);
+            config.patch_bases = 0;
+        })
+        .await
+    }
 }
 
 /// The manifest a replica serves an iOS device: its bytes and signature, if any.
@@ -82,11 +88,10 @@ async fn until_served(server: &Server, project_ref: &str, expected: &[u8]) -> Du
 
 #[tokio::test]
 async fn three_replicas_serve_a_publish_made_through_one_within_a_second() {
-    let database = fresh_database().await;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let a = replica(dir.path(), &database).await;
-    let b = replica(dir.path(), &database).await;
-    let c = replica(dir.path(), &database).await;
+    let cluster = Cluster::new().await;
+    let a = cluster.replica("a").await;
+    let b = cluster.replica("b").await;
+    let c = cluster.replica("c").await;
     // A project made through one replica is known to the others.
     let project_ref = a.signing_project("replicas").await;
     let v1 = a
@@ -129,21 +134,24 @@ async fn three_replicas_serve_a_publish_made_through_one_within_a_second() {
     for server in [a, b, c] {
         server.stop().await;
     }
-    // `otago-server check --database-url` reads the same database and folder: all whole.
-    let report =
-        otago_server::check_store(dir.path(), Some(&DatabaseUrl::Postgres(database)), None)
-            .await
-            .unwrap();
+    // `otago-server check --database-url --storage-url` reads the same database and bucket:
+    // all whole.
+    let report = otago_server::check_store(
+        &cluster.dir("a"),
+        Some(&DatabaseUrl::Postgres(cluster.database.clone())),
+        Some(&cluster.storage),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.problems, Vec::<String>::new());
     assert!(report.assets_checked > 0);
 }
 
 #[tokio::test]
 async fn a_key_revoked_through_one_replica_stops_working_on_the_others() {
-    let database = fresh_database().await;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let a = replica(dir.path(), &database).await;
-    let b = replica(dir.path(), &database).await;
+    let cluster = Cluster::new().await;
+    let a = cluster.replica("a").await;
+    let b = cluster.replica("b").await;
     let project = a.create_project("revoke", "production").await;
     let project_ref = project["ref"].as_str().unwrap();
     let keys = format!("/api/v1/projects/{project_ref}/keys");
@@ -189,10 +197,9 @@ async fn a_key_revoked_through_one_replica_stops_working_on_the_others() {
 
 #[tokio::test]
 async fn two_replicas_publishing_to_one_channel_at_once_cannot_both_win() {
-    let database = fresh_database().await;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let a = replica(dir.path(), &database).await;
-    let b = replica(dir.path(), &database).await;
+    let cluster = Cluster::new().await;
+    let a = cluster.replica("a").await;
+    let b = cluster.replica("b").await;
     let project_ref = a.signing_project("race").await;
     let at = now_ms() - 60_000;
     a.upload_export(&project_ref, export("exports/v1")).await;

@@ -355,13 +355,7 @@ async fn security_upload_with_wrong_hash_is_422_and_nothing_is_stored() {
             .status(),
         404
     );
-    assert!(
-        otago_server::check_data_dir(&server.dir)
-            .await
-            .unwrap()
-            .problems
-            .is_empty()
-    );
+    assert!(crate::harness::check(&server.dir).await.problems.is_empty());
     server.stop().await;
 }
 
