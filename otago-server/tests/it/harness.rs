@@ -205,7 +205,8 @@ impl Server {
         created_at_ms: i64,
     ) -> Published {
         self.upload_export(project_ref, export).await;
-        let built = build_signed(export, &format!("{}/assets", self.url), created_at_ms);
+        let base = self.state.config().asset_base_url();
+        let built = build_signed(export, &base, created_at_ms);
         let response = self
             .publish(project_ref, &publish_body(RUNTIME, &built, None))
             .await;

@@ -7,7 +7,8 @@
 //! SIGKILL during an upload and a publish; `disk_full` fills a small tmpfs under the data folder;
 //! `patches` applies the server's bundle patches with `bspatch`; `releases` drives simulated
 //! devices through rollouts, reverts, the health gate and ramps; `replicas` runs several servers on
-//! one PostgreSQL database and one bucket; `storage` holds both blob stores to one contract.
+//! one PostgreSQL database and one bucket; `storage` holds both blob stores to one contract; `cdn` serves assets through nginx caching
+//! in front of a bucket.
 
 /// This target runs every server on SQLite and a folder (`it_scaled` runs many of the same
 /// tests again on PostgreSQL and a bucket).
@@ -17,6 +18,7 @@ mod access;
 mod api;
 mod assets;
 mod bounds;
+mod cdn;
 mod crash;
 mod demo;
 mod disk_full;
