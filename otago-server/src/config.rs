@@ -89,6 +89,31 @@ pub enum Command {
     /// Check the store: SQLite integrity, every asset file hashes to its name, every update's
     /// assets exist. Exits non-zero naming each problem.
     Check(CheckArgs),
+    /// Move an embedded install (SQLite and its asset folder) to PostgreSQL and, optionally, a
+    /// bucket: every row and asset is copied, then read back and compared. Safe to run again:
+    /// what is already there is only checked. Run it before the replicas start on the target.
+    Migrate(MigrateArgs),
+}
+
+/// Options of `otago-server migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The install's data folder (its database and assets, unless given below).
+    #[arg(long, env = EnvVars::OTAGO_DATA_DIR, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// The SQLite database to copy (default: `otago.sqlite3` in the data folder).
+    #[arg(long, value_parser = DatabaseUrl::parse)]
+    pub from: Option<DatabaseUrl>,
+    /// The PostgreSQL database to copy into (`postgres://USER@HOST:PORT/DATABASE`).
+    #[arg(long, value_parser = DatabaseUrl::parse)]
+    pub to: DatabaseUrl,
+    /// Where the install's assets are (default: the data folder).
+    #[arg(long, value_parser = StorageUrl::parse)]
+    pub assets_from: Option<StorageUrl>,
+    /// Where to copy the assets (e.g. `s3://BUCKET/PREFIX?endpoint=...`); without it only the
+    /// metadata moves and the replicas keep using `--assets-from`.
+    #[arg(long, value_parser = StorageUrl::parse)]
+    pub assets_to: Option<StorageUrl>,
 }
 
 /// Options of `otago-server check`.

@@ -56,6 +56,7 @@ mod ids;
 mod limits;
 mod live;
 mod metrics;
+mod migrate;
 mod patches;
 mod publish;
 mod releases;
@@ -70,6 +71,7 @@ pub use config::ServerConfig;
 pub use demo::{DemoOutcome, run_demo};
 pub use error::{ApiError, ApiResult, Problem};
 pub use limits::raise_open_file_limit;
+pub use migrate::{MigrateReport, migrate};
 pub use routes::{all_routes, route_access};
 pub use state::{AppState, Clock, Opened, StartError, SystemClock};
 

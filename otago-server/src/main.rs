@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser as _;
-use otago_server::config::{Cli, Command, ServeArgs, default_public_url};
+use otago_server::config::{Cli, Command, MigrateArgs, ServeArgs, default_public_url};
 use otago_server::{AppState, ServerConfig, check_store, run_demo, serve};
 use tokio::net::TcpListener;
 
@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Some(Command::Migrate(args)) => migrate(&args).await,
         None => run(cli.serve).await,
     };
     match result {
@@ -88,6 +89,31 @@ async fn run(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("otago-server listening on http://{local} (public URL {public_url})");
     serve(listener, opened.state, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(args: &MigrateArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let report = otago_server::migrate(
+        &args.data_dir,
+        args.from.as_ref(),
+        &args.to,
+        args.assets_from.as_ref(),
+        args.assets_to.as_ref(),
+    )
+    .await?;
+    for table in &report.tables {
+        println!(
+            "{}: {} rows, {} copied now, every one checked",
+            table.table, table.rows, table.written
+        );
+    }
+    if args.assets_to.is_some() {
+        println!(
+            "assets: {} copied now, {} already there, every one re-hashed in the target",
+            report.assets_copied, report.assets_present
+        );
+    }
+    println!("migrated to {:?}", args.to);
     Ok(ExitCode::SUCCESS)
 }
 

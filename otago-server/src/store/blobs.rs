@@ -183,6 +183,22 @@ pub(super) async fn receive(
     Ok((key, size))
 }
 
+/// Writes `body` to the new file `path` and syncs it; the bytes written.
+pub(super) async fn save(mut body: ByteStream, path: &Path) -> StoreResult<u64> {
+    let mut file = tokio::fs::File::create_new(path)
+        .await
+        .map_err(StoreError::io)?;
+    let mut size = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(StoreError::io)?;
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(StoreError::io)?;
+    }
+    file.flush().await.map_err(StoreError::io)?;
+    file.sync_all().await.map_err(StoreError::io)?;
+    Ok(size)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -289,6 +305,35 @@ impl BlobStore for LocalBlobStore {
         tokio::task::spawn_blocking(move || verify_files(&plain, &hash))
             .await
             .map_err(StoreError::backend)
+    }
+
+    async fn put_variant(
+        &self,
+        hash: &str,
+        encoding: Encoding,
+        _content_type: &str,
+        body: ByteStream,
+    ) -> StoreResult<()> {
+        let target = self
+            .encoded_path(hash, encoding)
+            .filter(|_| encoding != Encoding::Identity)
+            .ok_or_else(|| StoreError::backend("not an asset hash and a compressed encoding"))?;
+        let tmp_path = self
+            .tmp
+            .join(format!("variant-{:016x}", rand::random::<u64>()));
+        let mut guard = TempPath::file(tmp_path.clone());
+        save(body, &tmp_path).await?;
+        tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            std::fs::rename(&tmp_path, &target)?;
+            sync_dir(dir)
+        })
+        .await
+        .map_err(StoreError::backend)?
+        .map_err(StoreError::io)?;
+        guard.disarm();
+        Ok(())
     }
 
     async fn stored_hashes(&self) -> StoreResult<Vec<String>> {

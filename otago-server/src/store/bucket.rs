@@ -28,7 +28,7 @@ use object_store::{
 use otago_core::is_asset_hash;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::blobs::{TempPath, clear_folder, receive, verify_files};
+use super::blobs::{TempPath, clear_folder, receive, save, verify_files};
 use super::compress::{make_variants, variant_path};
 use super::{
     BlobBody, BlobStore, ByteRange, Encoding, Encodings, IMMUTABLE, PutError, StoreError,
@@ -383,6 +383,31 @@ impl BlobStore for BucketBlobStore {
             .map_err(StoreError::backend)?;
         drop(dir);
         Ok(problems)
+    }
+
+    async fn put_variant(
+        &self,
+        hash: &str,
+        encoding: Encoding,
+        content_type: &str,
+        body: super::ByteStream,
+    ) -> StoreResult<()> {
+        let target = self
+            .object(hash, encoding)
+            .filter(|_| encoding != Encoding::Identity)
+            .ok_or_else(|| StoreError::backend("not an asset hash and a compressed encoding"))?;
+        let staged = TempPath::file(
+            self.tmp
+                .join(format!("variant-{:016x}", rand::random::<u64>())),
+        );
+        let size = save(body, staged.path()).await?;
+        self.send_file(
+            staged.path(),
+            size,
+            &target,
+            object_attributes(content_type, encoding.token()),
+        )
+        .await
     }
 
     async fn stored_hashes(&self) -> StoreResult<Vec<String>> {

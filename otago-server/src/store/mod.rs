@@ -19,11 +19,13 @@ use otago_core::{Platform, Timestamp};
 mod blobs;
 mod bucket;
 mod compress;
+mod copy;
 mod postgres;
 mod sqlite;
 
 pub use blobs::LocalBlobStore;
 pub use bucket::BucketBlobStore;
+pub use copy::{TableCopy, copy_sqlite_to_postgres};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -934,6 +936,15 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn read(&self, hash: &str, encoding: Encoding) -> StoreResult<Option<Bytes>>;
     /// Re-hashes the stored bytes and variants of `hash`; problems found, if any.
     async fn verify(&self, hash: &str) -> StoreResult<Vec<String>>;
+    /// Stores `body` as the `encoding` variant of the stored asset `hash`, as it is (copied from
+    /// another store by `otago-server migrate`, which then runs [`BlobStore::verify`]).
+    async fn put_variant(
+        &self,
+        hash: &str,
+        encoding: Encoding,
+        content_type: &str,
+        body: ByteStream,
+    ) -> StoreResult<()>;
     /// The hash of every stored asset (plain bytes), sorted.
     async fn stored_hashes(&self) -> StoreResult<Vec<String>>;
 }

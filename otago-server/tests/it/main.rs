@@ -8,7 +8,7 @@
 //! `patches` applies the server's bundle patches with `bspatch`; `releases` drives simulated
 //! devices through rollouts, reverts, the health gate and ramps; `replicas` runs several servers on
 //! one PostgreSQL database and one bucket; `storage` holds both blob stores to one contract; `cdn` serves assets through nginx caching
-//! in front of a bucket.
+//! in front of a bucket; `migrate` moves an embedded install to PostgreSQL and a bucket.
 
 /// This target runs every server on SQLite and a folder (`it_scaled` runs many of the same
 /// tests again on PostgreSQL and a bucket).
@@ -23,6 +23,7 @@ mod crash;
 mod demo;
 mod disk_full;
 mod harness;
+mod migrate;
 mod patches;
 mod protocol;
 mod releases;

@@ -146,6 +146,29 @@ async fn keeps_the_promises_of_a_blob_store(store: Arc<dyn BlobStore>) {
         .unwrap();
     assert_eq!(decoded, text);
 
+    // A variant copied in as it is: a wrong one is found by verify, the right one is served.
+    store
+        .put_variant(
+            &hash,
+            Encoding::Gzip,
+            "application/javascript",
+            body(vec![brotli.clone()]),
+        )
+        .await
+        .unwrap();
+    let problems = store.verify(&hash).await.unwrap();
+    assert!(problems.iter().any(|p| p.contains("gz")), "{problems:?}");
+    store
+        .put_variant(
+            &hash,
+            Encoding::Gzip,
+            "application/javascript",
+            body(vec![gzip.clone()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(opened(&*store, &hash, Encoding::Gzip).await, gzip);
+
     // A large incompressible asset (several parts in a bucket) round-trips; no variants.
     let large = noise(9 * 1024 * 1024 + 123);
     let large_hash = otago_core::asset_hash(&large);

@@ -44,7 +44,7 @@ const POOL_SIZE: usize = 16;
 /// The PostgreSQL metadata store.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
     /// Woken by the listener at each `NOTIFY otago_changes`.
     wake: Arc<Notify>,
 }

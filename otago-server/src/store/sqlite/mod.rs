@@ -31,7 +31,7 @@ const MIGRATIONS: [&str; 5] = [
 /// The SQLite metadata store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    pub(super) conn: Arc<Mutex<Connection>>,
 }
 
 impl From<rusqlite::Error> for StoreError {
