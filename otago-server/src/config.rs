@@ -429,6 +429,11 @@ pub struct ServerConfig {
     pub patch_max_bundle_bytes: u64,
     /// How often rollouts are judged by their health gates and ramps take their steps.
     pub release_tick: Duration,
+    /// How long a replica's claim on a background job lasts (a dead replica's job waits this
+    /// long for another).
+    pub job_lease: Duration,
+    /// How often a replica on a shared store looks for background work left over.
+    pub job_sweep_interval: Duration,
     /// Failed authentications a client address may have at once before it gets 429.
     pub auth_failure_burst: u32,
     /// How fast that budget refills: one failure per this long.
@@ -464,6 +469,8 @@ impl fmt::Debug for ServerConfig {
             .field("patch_max_percent", &self.patch_max_percent)
             .field("patch_max_bundle_bytes", &self.patch_max_bundle_bytes)
             .field("release_tick", &self.release_tick)
+            .field("job_lease", &self.job_lease)
+            .field("job_sweep_interval", &self.job_sweep_interval)
             .field("auth_failure_burst", &self.auth_failure_burst)
             .field("auth_failure_interval", &self.auth_failure_interval)
             .field("adoption_retention_days", &self.adoption_retention_days)
@@ -498,6 +505,8 @@ impl ServerConfig {
             patch_max_percent: otago_core::DEFAULT_MAX_PATCH_PERCENT,
             patch_max_bundle_bytes: 64 * 1024 * 1024,
             release_tick: Duration::from_millis(250),
+            job_lease: Duration::from_secs(600),
+            job_sweep_interval: Duration::from_secs(30),
             auth_failure_burst: 20,
             auth_failure_interval: Duration::from_secs(3),
             adoption_retention_days: DEFAULT_ADOPTION_RETENTION_DAYS,

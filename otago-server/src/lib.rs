@@ -53,6 +53,7 @@ mod follow;
 mod health;
 mod hot_assets;
 mod ids;
+mod jobs;
 mod limits;
 mod live;
 mod metrics;

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use otago_core::DecisionKind;
 
+use crate::jobs::JobKind;
 use crate::state::AppState;
 
 const KINDS: [DecisionKind; 4] = [
@@ -112,9 +113,21 @@ impl Metrics {
         self.health_gate_reverts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub(crate) fn render(&self, adoption_dropped: u64) -> String {
+    /// The Prometheus text exposition; `adoption_dropped` and `jobs_done` (by [`JobKind::ALL`]) come from
+    /// the recorder and the job claims.
+    pub(crate) fn render(&self, adoption_dropped: u64, jobs_done: [u64; 2]) -> String {
         let mut out = String::new();
+        out.push_str(
+            "# HELP otago_background_jobs_total Background jobs this replica did, by kind.\n",
+        );
+        out.push_str("# TYPE otago_background_jobs_total counter\n");
+        for (kind, done) in JobKind::ALL.iter().zip(jobs_done) {
+            let _ = writeln!(
+                out,
+                "otago_background_jobs_total{{kind=\"{}\"}} {done}",
+                kind.as_str()
+            );
+        }
         out.push_str("# HELP otago_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE otago_http_requests_total counter\n");
         for (row, route) in self.requests.chunks_exact(STATUS_SLOTS).zip(&self.routes) {
@@ -211,7 +224,7 @@ mod tests {
         metrics.request(metrics.route(None), 404);
         metrics.request(metrics.route(Some("/healthz")), 99);
         metrics.request(metrics.route(Some("/healthz")), 600);
-        let text = metrics.render(0);
+        let text = metrics.render(0, [0, 0]);
         for line in [
             "otago_http_requests_total{route=\"/manifest/{ref}\",status=\"200\"} 2",
             "otago_http_requests_total{route=\"unmatched\",status=\"404\"} 2",

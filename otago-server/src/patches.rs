@@ -13,9 +13,10 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use otago_core::{Timestamp, UpdateId, make_patch, patch_worth_keeping, wanted_patches};
+use otago_core::{PatchPair, Timestamp, UpdateId, make_patch, patch_worth_keeping, wanted_patches};
 use tokio::sync::mpsc;
 
+use crate::jobs::{JobClaims, JobKind};
 use crate::state::Clock;
 use crate::store::{
     BlobStore, ChannelKey, Encoding, LaunchAssetRecord, MetaStore, PatchRecord, StoreError,
@@ -215,6 +216,7 @@ struct Worker {
     blobs: Arc<dyn BlobStore>,
     book: Arc<PatchBook>,
     clock: Arc<dyn Clock>,
+    claims: Arc<JobClaims>,
     settings: PatchSettings,
 }
 
@@ -225,6 +227,7 @@ impl Patcher {
         blobs: Arc<dyn BlobStore>,
         book: Arc<PatchBook>,
         clock: Arc<dyn Clock>,
+        claims: Arc<JobClaims>,
         settings: PatchSettings,
     ) -> Self {
         let (queue, mut pending) = mpsc::unbounded_channel::<ChannelKey>();
@@ -233,6 +236,7 @@ impl Patcher {
             blobs,
             book: Arc::clone(&book),
             clock,
+            claims,
             settings,
         };
         tokio::spawn(async move {
@@ -275,10 +279,39 @@ impl Worker {
             .filter(|r| r.embedded)
             .map(|r| r.asset_hash.as_str())
             .collect();
-        for pair in wanted_patches(&recent, &embedded, self.settings.bases) {
-            if self.book.tried(&pair.base, &pair.target) {
-                continue;
+        let todo: Vec<_> = wanted_patches(&recent, &embedded, self.settings.bases)
+            .into_iter()
+            .filter(|pair| !self.book.tried(&pair.base, &pair.target))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let job = format!(
+            "{}/{}/{}",
+            channel.project_ref, channel.platform, channel.runtime_version
+        );
+        self.claims
+            .run(JobKind::Patches, &job, self.make_all(todo))
+            .await?;
+        Ok(())
+    }
+
+    /// Makes and records each patch of `todo` that is still to make (under the job's claim);
+    /// `None` when another replica made them all meanwhile.
+    async fn make_all(&self, todo: Vec<PatchPair>) -> StoreResult<Option<()>> {
+        if self.meta.shared() {
+            for patch in self.meta.patches().await? {
+                self.book.learn_patch(&patch);
             }
+        }
+        let todo: Vec<_> = todo
+            .into_iter()
+            .filter(|pair| !self.book.tried(&pair.base, &pair.target))
+            .collect();
+        if todo.is_empty() {
+            return Ok(None);
+        }
+        for pair in todo {
             let patch = self.make(&pair.base, &pair.target).await?;
             let record = PatchRecord {
                 base_hash: pair.base,
@@ -298,7 +331,7 @@ impl Worker {
                 }
             }
         }
-        Ok(())
+        Ok(Some(()))
     }
 
     /// Makes, verifies and stores one patch; `None` when it is not worth keeping.

@@ -26,6 +26,7 @@ pub(crate) async fn serve(
     let flusher = state.spawn_flusher();
     let ticker = state.spawn_release_ticker();
     let follower = state.spawn_follower();
+    let sweeper = state.spawn_job_sweeper();
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(
         state
@@ -95,6 +96,9 @@ pub(crate) async fn serve(
     }
     ticker.abort();
     flusher.abort();
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -16,6 +16,7 @@ use crate::config::{DatabaseUrl, ServerConfig};
 use crate::health::HealthBook;
 use crate::hot_assets::HotAssets;
 use crate::ids;
+use crate::jobs::JobClaims;
 use crate::live::LiveMap;
 use crate::metrics::Metrics;
 use crate::patches::{PatchBook, PatchSettings, Patcher};
@@ -189,6 +190,8 @@ pub struct Shared {
     pub(crate) patch_book: Arc<PatchBook>,
     /// Makes the patches of changed channels.
     pub(crate) patcher: Patcher,
+    /// This replica's claims on background jobs.
+    pub(crate) jobs: Arc<JobClaims>,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin_token_hash: [u8; 32],
@@ -335,10 +338,16 @@ impl AppState {
             .await
             .map_err(store_error)?;
         let assets = Arc::new(AssetCache::default());
+        let jobs = Arc::new(JobClaims::new(
+            Arc::clone(&meta),
+            Arc::clone(&clock),
+            config.job_lease,
+        ));
         let compressor = Compressor::start(
             Arc::clone(&meta),
             Arc::clone(&blobs),
             Arc::clone(&assets),
+            Arc::clone(&jobs),
             config.brotli_max_quality,
         );
         for hash in meta.uncompressed_assets().await.map_err(store_error)? {
@@ -351,6 +360,7 @@ impl AppState {
             Arc::clone(&blobs),
             Arc::clone(&patch_book),
             Arc::clone(&clock),
+            Arc::clone(&jobs),
             PatchSettings {
                 bases: config.patch_bases,
                 max_percent: config.patch_max_percent,
@@ -366,6 +376,7 @@ impl AppState {
             compressor,
             patch_book,
             patcher,
+            jobs,
             auth_throttle: Throttle::new(config.auth_failure_burst, config.auth_failure_interval),
             config,
             meta,
@@ -445,6 +456,41 @@ impl AppState {
     #[must_use]
     pub fn spawn_follower(&self) -> Option<tokio::task::JoinHandle<()>> {
         crate::follow::spawn(self, self.follow_from)
+    }
+
+    /// Starts looking for background work left over (by a replica that died mid-job) every
+    /// `config.job_sweep_interval`, when the store is shared; abort the handle to stop.
+    #[must_use]
+    pub fn spawn_job_sweeper(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.meta.shared() {
+            return None;
+        }
+        let state = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.job_sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(err) = state.sweep_jobs().await {
+                    tracing::warn!(error = %err, "looking for left-over background work failed; retrying");
+                }
+            }
+        }))
+    }
+
+    /// Queues what is left to do: assets without variants, channels' patches (the claims
+    /// decide which replica does each).
+    async fn sweep_jobs(&self) -> StoreResult<()> {
+        for hash in self.meta.uncompressed_assets().await? {
+            self.compressor.enqueue(hash);
+        }
+        for channel in self.patch_book.load(self.meta.as_ref()).await? {
+            if !self.patch_book.pending(&channel) {
+                self.patcher.channel_changed(channel);
+            }
+        }
+        Ok(())
     }
 
     /// Judges every gated rollout and takes due ramp steps now (what the ticker does).

@@ -16,7 +16,9 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let mut body = state.metrics.render(state.recorder.dropped());
+    let mut body = state
+        .metrics
+        .render(state.recorder.dropped(), state.jobs.done());
     state.auth_counters.render(&mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(

@@ -694,6 +694,24 @@ pub trait MetaStore: Send + Sync + 'static {
         tokio::time::sleep(timeout).await;
     }
 
+    /// Claims background job `job` for `holder` until `until_ms`, unless another claim on it
+    /// lasts past `now_ms`; whether `holder` has it now. A store one process uses alone grants
+    /// every claim.
+    async fn claim_job(
+        &self,
+        _job: &str,
+        _holder: &str,
+        _now_ms: i64,
+        _until_ms: i64,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    /// Gives up `holder`'s claim on `job` (it is done, or failed).
+    async fn release_job(&self, _job: &str, _holder: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// The SHA-256 of the admin token, if one was generated and kept.
     async fn admin_token_hash(&self) -> StoreResult<Option<[u8; 32]>>;
     /// Keeps the SHA-256 of a generated admin token.

@@ -39,12 +39,22 @@ impl Cluster {
 
     /// Starts replica `name`.
     async fn replica(&self, name: &str) -> Server {
+        self.replica_with(name, |_| {}).await
+    }
+
+    /// Starts replica `name` with its configuration changed by `configure`.
+    async fn replica_with(
+        &self,
+        name: &str,
+        configure: impl FnOnce(&mut otago_server::ServerConfig),
+    ) -> Server {
         let database = DatabaseUrl::Postgres(self.database.clone());
         let storage = self.storage.clone();
         Server::start_in_configured(&self.dir(name), move |config| {
             config.database_url = Some(database);
             config.storage_url = Some(storage);
             config.patch_bases = 0;
+            configure(config);
         })
         .await
     }
@@ -262,4 +272,105 @@ async fn replicas_starting_at_once_migrate_once_and_a_newer_schema_is_refused() 
         err.contains("schema version 99") && err.contains("run a newer otago-server"),
         "{err}"
     );
+}
+
+/// Background jobs this replica did, by kind, from its `/metrics`.
+async fn jobs_done(server: &Server, kind: &str) -> u64 {
+    let text = body(
+        server
+            .request(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let line = format!("otago_background_jobs_total{{kind=\"{kind}\"}} ");
+    String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&line).map(|n| n.parse().unwrap()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_a_dead_replica_claimed_waits_for_its_claim_then_one_live_replica_does_it() {
+    let cluster = Cluster::new().await;
+    let fast_sweeps = |config: &mut otago_server::ServerConfig| {
+        config.job_sweep_interval = Duration::from_millis(100);
+    };
+    let a = cluster.replica_with("a", fast_sweeps).await;
+    let b = cluster.replica_with("b", fast_sweeps).await;
+    let project = a.create_project("jobs", "production").await;
+    let project_ref = project["ref"].as_str().unwrap();
+
+    // A replica that died while compressing this asset holds the job for 1.5 s more.
+    let text: Vec<u8> = format!("console.log('jobs {}');\n", rand::random::<u64>())
+        .bytes()
+        .cycle()
+        .take(60_000)
+        .collect();
+    let hash = otago_core::asset_hash(&text);
+    let (client, connection) = tokio_postgres::connect(&cluster.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let claimed_at = Instant::now();
+    client
+        .execute(
+            "INSERT INTO job_claims (job, holder, until_ms) VALUES ($1, 'replica-dead', $2)",
+            &[&format!("compress:{hash}"), &(now_ms() + 1500)],
+        )
+        .await
+        .unwrap();
+    let response = a
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/projects/{project_ref}/assets/{hash}"),
+        )
+        .header("content-type", "application/javascript")
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // Served plain until the claim runs out, then compressed by exactly one live replica.
+    let compressed = |server: &Server| {
+        let request = server
+            .request(Method::GET, &format!("/assets/{hash}"))
+            .header("accept-encoding", "br");
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers().get("content-encoding").is_some()
+        }
+    };
+    loop {
+        let (on_a, on_b) = (compressed(&a).await, compressed(&b).await);
+        if on_a && on_b {
+            break;
+        }
+        assert!(
+            claimed_at.elapsed() < Duration::from_secs(10),
+            "not compressed 10 s after the dead replica's claim"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = claimed_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400),
+        "compressed after {took:?}, while claimed"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        jobs_done(&a, "compress").await + jobs_done(&b, "compress").await,
+        1,
+        "one replica compressed it, once"
+    );
+    println!(
+        "jobs: the dead replica's job was done {} ms after its claim",
+        took.as_millis()
+    );
+    a.stop().await;
+    b.stop().await;
 }

@@ -33,7 +33,7 @@ mod groups;
 mod patches;
 
 /// Schema migrations, applied in order; `schema_version` holds how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("schema_v1.sql")];
+const MIGRATIONS: [&str; 2] = [include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// The advisory lock held while migrating, so that replicas starting at once migrate once.
 const MIGRATION_LOCK: i64 = 0x6f74_6167_6f00_0001;
@@ -304,6 +304,37 @@ const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 impl MetaStore for PostgresStore {
     fn shared(&self) -> bool {
         true
+    }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        let client = self.pool.get().await?;
+        let claimed = client
+            .query_opt(
+                "INSERT INTO job_claims (job, holder, until_ms) VALUES ($1, $2, $4)
+                 ON CONFLICT (job) DO UPDATE SET holder = EXCLUDED.holder, until_ms = EXCLUDED.until_ms
+                 WHERE job_claims.until_ms < $3
+                 RETURNING job",
+                &[&job, &holder, &now_ms, &until_ms],
+            )
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    async fn release_job(&self, job: &str, holder: &str) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "DELETE FROM job_claims WHERE job = $1 AND holder = $2",
+                &[&job, &holder],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn last_change(&self) -> StoreResult<i64> {
