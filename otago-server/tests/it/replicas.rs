@@ -374,3 +374,98 @@ async fn a_job_a_dead_replica_claimed_waits_for_its_claim_then_one_live_replica_
     a.stop().await;
     b.stop().await;
 }
+
+/// Whether the connections named `application_name` are encrypted: (encrypted, in the clear).
+async fn encrypted_connections(
+    client: &tokio_postgres::Client,
+    application_name: &str,
+) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name = $1",
+            &[&application_name],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn the_database_connection_is_encrypted_and_verify_modes_check_the_certificate() {
+    let database = fresh_database().await;
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(
+        ssl, "on",
+        "the test database must offer TLS (ssl = on in postgresql.conf)"
+    );
+    let cert_file: String = client
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let name = |mode: &str| format!("otago-tls-{mode}-{:x}", rand::random::<u32>());
+
+    // By default (prefer) every connection is encrypted; sslmode=disable sends in the clear.
+    let (default, clear) = (name("default"), name("disable"));
+    let store = PostgresStore::connect(&format!("{database}&application_name={default}"))
+        .await
+        .unwrap();
+    store.projects().await.unwrap();
+    let (encrypted, plain) = encrypted_connections(&client, &default).await;
+    assert!(
+        encrypted > 0 && plain == 0,
+        "{encrypted} encrypted, {plain} in the clear"
+    );
+    let store = PostgresStore::connect(&format!(
+        "{database}&sslmode=disable&application_name={clear}"
+    ))
+    .await
+    .unwrap();
+    store.projects().await.unwrap();
+    let (encrypted, plain) = encrypted_connections(&client, &clear).await;
+    assert!(
+        encrypted == 0 && plain > 0,
+        "{encrypted} encrypted, {plain} in the clear"
+    );
+
+    // verify-ca trusts the server's certificate as the root it names; verify-full also wants
+    // it to name the host: it names localhost, not 127.0.0.1; without sslrootcert the system's
+    // roots do not know it.
+    let verify_ca = name("verify-ca");
+    let store = PostgresStore::connect(&format!(
+        "{database}&sslmode=verify-ca&sslrootcert={cert_file}&application_name={verify_ca}"
+    ))
+    .await
+    .unwrap();
+    store.projects().await.unwrap();
+    let (encrypted, plain) = encrypted_connections(&client, &verify_ca).await;
+    assert!(encrypted > 0 && plain == 0);
+    let by_name = database.replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(by_name, database, "the test database URL names 127.0.0.1");
+    let store = PostgresStore::connect(&format!(
+        "{by_name}&sslmode=verify-full&sslrootcert={cert_file}"
+    ))
+    .await
+    .unwrap();
+    store.projects().await.unwrap();
+    for url in [
+        format!("{database}&sslmode=verify-full&sslrootcert={cert_file}"),
+        format!("{database}&sslmode=verify-full"),
+    ] {
+        let err = PostgresStore::connect(&url).await.unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("certificate"), "{url}: {err}");
+    }
+    let err = PostgresStore::connect(&format!(
+        "{database}&sslrootcert=/nonexistent.pem&sslmode=verify-ca"
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("sslrootcert /nonexistent.pem"), "{err}");
+}

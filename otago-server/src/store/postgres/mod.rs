@@ -8,7 +8,6 @@
 //! the commit order) with a `NOTIFY`; each replica listens on its own connection and re-reads
 //! the log every second, so a lost notification only delays a change.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,8 @@ use futures_util::StreamExt as _;
 use otago_core::{Platform, Timestamp};
 use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     AdoptionCount, AssetRecord, AuditRecord, Change, ChannelKey, Encodings, GroupFilter,
@@ -31,6 +31,7 @@ mod adoption;
 mod changes;
 mod groups;
 mod patches;
+mod tls;
 
 /// Schema migrations, applied in order; `schema_version` holds how many ran.
 const MIGRATIONS: [&str; 2] = [include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
@@ -73,14 +74,24 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-/// The server's message and detail, which `Display` of a database error leaves out.
+/// The server's message and detail, which `Display` of a database error leaves out, or the
+/// causes of a connection error (a TLS failure says why the certificate was refused).
 fn db_error_text(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => match db.detail() {
             Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
             None => format!("{}: {}", db.severity(), db.message()),
         },
-        None => err.to_string(),
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
@@ -106,18 +117,18 @@ fn to_u64(value: i64) -> u64 {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/database`, any libpq-style setting
-    /// such as `options=-csearch_path%3Dname`), brings the schema up to date under an advisory
+    /// such as `options=-csearch_path%3Dname`; TLS as `sslmode` and `sslrootcert` say, see
+    /// the `tls` module), brings the schema up to date under an advisory
     /// lock, and starts listening for other replicas' changes.
     ///
     /// # Errors
     /// When the URL is invalid, the database cannot be reached, or it was migrated by a newer
     /// Otago.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)
-            .map_err(|err| StoreError::backend(format!("the database URL: {err}")))?;
+        let (config, tls) = tls::settings(url)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -134,7 +145,7 @@ impl PostgresStore {
             wake: Arc::new(Notify::new()),
         };
         store.migrate().await?;
-        tokio::spawn(listen(config, Arc::clone(&store.wake)));
+        tokio::spawn(listen(config, tls, Arc::clone(&store.wake)));
         Ok(store)
     }
 
@@ -178,9 +189,9 @@ impl PostgresStore {
 
 /// Listens for `otago_changes` notifications on a connection of its own, reconnecting after a
 /// failure; wakes the follower at each one (and after a reconnect, as one may have been lost).
-async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>) {
+async fn listen(config: tokio_postgres::Config, tls: MakeRustlsConnect, wake: Arc<Notify>) {
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let mut messages =
                     futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
