@@ -312,7 +312,13 @@ impl StorageUrl {
                 bucket.escape_debug()
             )));
         }
-        let prefix = url.path().trim_matches('/').to_owned();
+        // The prefix as written: the URL parser would resolve `..` and `.` segments away.
+        let written = text["s3://".len()..].split(['?', '#']).next().unwrap_or_default();
+        let prefix = written
+            .split_once('/')
+            .map_or("", |(_, path)| path)
+            .trim_matches('/')
+            .to_owned();
         let prefix_ok = prefix.is_empty()
             || prefix.split('/').all(|part| {
                 !part.is_empty()
@@ -633,6 +639,49 @@ mod tests {
             let err = DatabaseUrl::parse(bad).unwrap_err().to_string();
             assert!(err.contains("sqlite://"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn storage_urls_are_read_and_printed_without_secrets() {
+        assert_eq!(
+            StorageUrl::parse("file:///var/lib/otago").unwrap(),
+            StorageUrl::Folder(PathBuf::from("/var/lib/otago"))
+        );
+        let url = "s3://otago-assets/prod/v1?endpoint=http://127.0.0.1:9000&secret_access_key=hunter2&region=auto";
+        let StorageUrl::S3(location) = StorageUrl::parse(url).unwrap() else {
+            panic!("an s3 URL");
+        };
+        assert_eq!(location.bucket, "otago-assets");
+        assert_eq!(location.prefix, "prod/v1");
+        assert_eq!(
+            location.options[0],
+            ("endpoint".into(), "http://127.0.0.1:9000".into())
+        );
+        let printed = format!("{location:?}");
+        assert!(
+            !printed.contains("hunter2") && printed.contains("region=auto"),
+            "{printed}"
+        );
+        assert_eq!(
+            StorageUrl::parse("s3://otago-assets").unwrap(),
+            StorageUrl::S3(S3Location {
+                bucket: "otago-assets".into(),
+                prefix: String::new(),
+                options: Vec::new(),
+            })
+        );
+        for (bad, says) in [
+            ("gs://bucket/x", "file://DIR or s3://BUCKET/PREFIX"),
+            ("file://", "names no folder"),
+            ("s3://Bad_Bucket/x", "is not a bucket name"),
+            ("s3://bucket/a/../b", "prefix"),
+            ("s3://bucket/x?colour=blue", "`colour` is not an S3 setting"),
+        ] {
+            let err = StorageUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let err = StorageUrl::parse("s3://Bad?secret_access_key=hunter2").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl BucketBlobStore {
         }
     }
 
-    /// Downloads `object` into `file`; `false` when there is no such object.
+    /// Downloads `object` into `file`; its attributes, or `None` when there is no such object.
     async fn fetch_to(&self, object: &ObjectPath, file: &Path) -> StoreResult<Option<Attributes>> {
         let got = match self.bucket.get(object).await {
             Ok(got) => got,
