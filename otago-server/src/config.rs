@@ -313,7 +313,10 @@ impl StorageUrl {
             )));
         }
         // The prefix as written: the URL parser would resolve `..` and `.` segments away.
-        let written = text["s3://".len()..].split(['?', '#']).next().unwrap_or_default();
+        let written = text["s3://".len()..]
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default();
         let prefix = written
             .split_once('/')
             .map_or("", |(_, path)| path)
