@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     RUNTIME, Server, as_refs, body, build_signed, client_headers, export, fresh_bucket,
-    fresh_database, now_ms, parse_multipart, publish_body,
+    fresh_database, now_ms, parse_multipart, publish_body, with_standbys,
 };
 
 /// One database and one bucket that replicas share; each replica has its own data folder.
@@ -468,4 +468,150 @@ async fn the_database_connection_is_encrypted_and_verify_modes_check_the_certifi
     .unwrap_err()
     .to_string();
     assert!(err.contains("sslrootcert /nonexistent.pem"), "{err}");
+}
+
+/// The id of the update `server` sends iOS device `client_id` that runs `running` (`running`
+/// itself when there is nothing newer for it).
+async fn served_id(server: &Server, project_ref: &str, client_id: &str, running: &str) -> String {
+    let mut headers = client_headers("ios");
+    for header in &mut headers {
+        if header.0 == "eas-client-id" {
+            header.1 = client_id.to_owned();
+        }
+    }
+    headers.push(("expo-current-update-id", running.to_owned()));
+    let response = server.manifest(project_ref, &as_refs(&headers)).await;
+    if response.status() == 204 {
+        return running.to_owned();
+    }
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8(body(response).await).unwrap();
+    let start = text.find("{\"id\":\"").unwrap() + 7;
+    text[start..start + 36].to_owned()
+}
+
+/// How many of `devices`, running `running`, `server` sends `update`.
+async fn sent(
+    server: &Server,
+    project_ref: &str,
+    devices: &[String],
+    running: &str,
+    update: &str,
+) -> usize {
+    let mut n = 0;
+    for device in devices {
+        if served_id(server, project_ref, device, running).await == update {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_rollout_change_and_a_revert_through_one_replica_reach_the_other_within_a_second() {
+    let cluster = Cluster::new().await;
+    let a = cluster.replica("a").await;
+    let b = cluster.replica("b").await;
+    let project_ref = a.signing_project("rollouts").await;
+    let v1 = a
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
+        .await
+        .manifests;
+    let v1_id = v1[&Platform::Ios].id.clone();
+    // v2 as a rollout at 0 % through A, with the standby reverts `otago deploy` makes.
+    a.upload_export(&project_ref, export("exports/v2")).await;
+    let v2 = build_signed(
+        export("exports/v2"),
+        &a.state.config().asset_base_url(),
+        now_ms() - 30_000,
+    );
+    let v2_id = v2[&Platform::Ios].id.clone();
+    let controls = v1
+        .iter()
+        .map(|(platform, built)| (*platform, Some(built.bytes.clone())))
+        .collect();
+    let response = a
+        .publish(
+            &project_ref,
+            &with_standbys(publish_body(RUNTIME, &v2, Some(0)), &controls),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let group: Value = response.json().await.unwrap();
+    let group_id = group["id"].as_str().unwrap();
+    let devices: Vec<String> = (0..40)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    assert_eq!(
+        sent(&b, &project_ref, &devices, &v1_id, &v2_id).await,
+        0,
+        "nobody at 0 %"
+    );
+
+    // The rollout goes to 50 % through B: A serves v2 to some devices within a second.
+    let response = b
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/projects/{project_ref}/groups/{group_id}"),
+        )
+        .json(&json!({"rollout_percentage": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let start = Instant::now();
+    let mut split = 0;
+    while split == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "A still serves nobody v2"
+        );
+        split = sent(&a, &project_ref, &devices, &v1_id, &v2_id).await;
+    }
+    println!(
+        "replicas: a rollout change reached the other replica in {} ms ({split} of 40 devices on v2)",
+        start.elapsed().as_millis()
+    );
+    let settled = sent(&a, &project_ref, &devices, &v1_id, &v2_id).await;
+    assert!((8..=32).contains(&settled), "{settled} of 40 at 50 %");
+
+    // Reverted through A: B sends a device running v2 the standby (v1's code, signed anew).
+    let response = a
+        .admin(
+            Method::POST,
+            &format!("/api/v1/projects/{project_ref}/groups/{group_id}/revert"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reverted: Value = response.json().await.unwrap();
+    let standby_id = reverted["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["platform"] == "ios")
+        .unwrap()["standby_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = Instant::now();
+    while served_id(&b, &project_ref, &devices[0], &v2_id).await != standby_id {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B does not serve the revert"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "replicas: a revert reached the other replica in {} ms",
+        start.elapsed().as_millis()
+    );
+    assert_eq!(
+        sent(&b, &project_ref, &devices, &v1_id, &v2_id).await,
+        0,
+        "nobody is sent v2 after the revert"
+    );
+    a.stop().await;
+    b.stop().await;
 }
