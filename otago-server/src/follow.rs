@@ -35,6 +35,7 @@ pub(crate) fn spawn(state: &AppState, from: i64) -> Option<tokio::task::JoinHand
             if !more {
                 state.meta.wait_for_change(RECHECK).await;
             }
+            let before = seen;
             match state.meta.changes_since(seen, BATCH).await {
                 Ok(changes) => {
                     more = changes.len() == BATCH as usize;
@@ -46,10 +47,60 @@ pub(crate) fn spawn(state: &AppState, from: i64) -> Option<tokio::task::JoinHand
                 Err(err) => {
                     more = false;
                     tracing::warn!(error = %err, "cannot read the other replicas' changes; retrying");
+                    continue;
+                }
+            }
+            // Changes after `before` dropped as too old were never seen: reload everything.
+            match state.meta.changes_pruned_through().await {
+                Ok(pruned) if pruned > before => match catch_up(&state).await {
+                    Ok(last) => {
+                        seen = seen.max(last);
+                        more = true;
+                    }
+                    Err(err) => {
+                        seen = before;
+                        tracing::warn!(error = %err, "cannot reload after missing changes; retrying");
+                    }
+                },
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the change log's pruning mark; retrying");
                 }
             }
         }
     }))
+}
+
+/// Reloads everything another replica may have changed (after missing changes): every channel
+/// and project the store or this replica knows, every key, the patches. Returns the log's
+/// position read before reloading.
+async fn catch_up(state: &AppState) -> StoreResult<i64> {
+    tracing::warn!(
+        "missed changes the log has dropped (cut off from the database for long); reloading everything"
+    );
+    let last = state.meta.last_change().await?;
+    let mut projects: Vec<String> = state
+        .meta
+        .projects()
+        .await?
+        .into_iter()
+        .map(|project| project.r#ref)
+        .collect();
+    projects.extend(state.live.project_refs());
+    projects.sort();
+    projects.dedup();
+    let mut channels = state.meta.channels().await?;
+    channels.extend(state.live.all().into_iter().map(|(key, _)| key));
+    channels.sort();
+    channels.dedup();
+    state.keys.clear();
+    let changes = projects
+        .into_iter()
+        .map(Change::Project)
+        .chain(channels.into_iter().map(Change::Channel))
+        .chain([Change::Patches]);
+    apply(state, changes).await;
+    Ok(last)
 }
 
 /// Applies changes, each distinct one once.

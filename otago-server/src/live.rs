@@ -317,6 +317,11 @@ impl LiveMap {
         all
     }
 
+    /// Every project's ref.
+    pub(crate) fn project_refs(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
     /// Registers a project (with no channels yet).
     pub(crate) fn add_project(&self, project_ref: &str) {
         self.write().entry(project_ref.to_owned()).or_default();

@@ -90,6 +90,13 @@ impl KeyCache {
         entries.by_digest.retain(|_, key| key.key_id != key_id);
     }
 
+    /// Forgets every key (changes to them may have been missed).
+    pub(crate) fn clear(&self) {
+        let mut entries = self.write();
+        entries.generation += 1;
+        entries.by_digest.clear();
+    }
+
     /// Forgets every key of a project (deleted).
     pub(crate) fn remove_project(&self, project_ref: &str) {
         let mut entries = self.write();

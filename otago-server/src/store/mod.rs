@@ -689,6 +689,11 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn changes_since(&self, _seq: i64, _limit: u32) -> StoreResult<Vec<(i64, Change)>> {
         Ok(Vec::new())
     }
+    /// The highest position dropped from the change log as too old (0 when none was): a
+    /// follower behind it has missed changes.
+    async fn changes_pruned_through(&self) -> StoreResult<i64> {
+        Ok(0)
+    }
     /// Waits until another process may have changed the store, or `timeout` passes.
     async fn wait_for_change(&self, timeout: Duration) {
         tokio::time::sleep(timeout).await;

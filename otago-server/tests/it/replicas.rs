@@ -615,3 +615,117 @@ async fn a_rollout_change_and_a_revert_through_one_replica_reach_the_other_withi
     a.stop().await;
     b.stop().await;
 }
+
+/// A TCP proxy to the database that can cut every connection and refuse new ones: a replica
+/// behind it is cut off from its database while it keeps serving.
+struct Cuttable {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_cut, tasks) = (cut.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            port,
+            cut,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_replica_cut_off_longer_than_the_change_log_keeps_reloads_everything() {
+    let cluster = Cluster::new().await;
+    let a = cluster.replica("a").await;
+    let parsed = url::Url::parse(&cluster.database).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    );
+    let proxy = Cuttable::start(upstream.clone()).await;
+    let via_proxy = cluster
+        .database
+        .replacen(&upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+    let b = cluster
+        .replica_with("b", |config| {
+            config.database_url = Some(DatabaseUrl::Postgres(via_proxy));
+        })
+        .await;
+    let project_ref = a.signing_project("cut-off").await;
+    let v1 = a
+        .publish_export(&project_ref, export("exports/v1"), now_ms() - 60_000)
+        .await
+        .manifests;
+    until_served(&b, &project_ref, &v1[&Platform::Ios].bytes).await;
+
+    // B is cut off; v2 is published through A, and its change is dropped from the log as too
+    // old (backdated 25 hours, then pruned by the next change).
+    proxy.cut();
+    let v2 = a
+        .publish_export(&project_ref, export("exports/v2"), now_ms() - 30_000)
+        .await
+        .manifests;
+    let (client, connection) = tokio_postgres::connect(&cluster.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("UPDATE changes SET at = at - 90000000", &[])
+        .await
+        .unwrap();
+    a.create_project("cut-off-other", "production").await;
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM changes WHERE kind = 'channel'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the channel changes were dropped from the log");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        served(&b, &project_ref).await.unwrap().0,
+        v1[&Platform::Ios].bytes,
+        "cut off, B keeps serving what it has"
+    );
+
+    // Back in touch, B finds it missed dropped changes and reloads: it serves v2.
+    proxy.restore();
+    let took = until_served(&b, &project_ref, &v2[&Platform::Ios].bytes).await;
+    println!(
+        "replicas: reconnected, the cut-off replica caught up in {} ms",
+        took.as_millis()
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -9,9 +9,13 @@ use crate::store::{Change, ChannelKey, StoreError, StoreResult};
 /// handed out in commit order and a follower never skips one committed late.
 const LOG_LOCK: i64 = 0x6f74_6167_6f00_0002;
 
-/// Changes older than this are dropped as new ones are written (a replica that was away
-/// longer reloads everything when it comes back).
+/// Changes older than this are dropped as new ones are written; the highest position dropped
+/// is kept (setting [`PRUNED_THROUGH`]), so that a replica that fell behind it (cut off from
+/// the database for longer) knows to reload everything.
 const KEEP_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The setting holding the highest position dropped from the log (decimal text).
+const PRUNED_THROUGH: &str = "changes_pruned_through";
 
 /// Appends `change` (inside the caller's transaction) and notifies the listeners on commit.
 pub(super) async fn record(tx: &impl GenericClient, change: &Change) -> StoreResult<()> {
@@ -41,8 +45,14 @@ pub(super) async fn record(tx: &impl GenericClient, change: &Change) -> StoreRes
         )
         .await?
         .try_get(0)?;
-    tx.execute("DELETE FROM changes WHERE at < $1", &[&(now - KEEP_MS)])
-        .await?;
+    tx.execute(
+        "WITH gone AS (DELETE FROM changes WHERE at < $1 RETURNING seq) \
+         INSERT INTO settings (name, value) \
+         SELECT $2, convert_to(max(seq)::text, 'UTF8') FROM gone HAVING max(seq) IS NOT NULL \
+         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        &[&(now - KEEP_MS), &PRUNED_THROUGH],
+    )
+    .await?;
     tx.execute("SELECT pg_notify('otago_changes', '')", &[])
         .await?;
     Ok(())
@@ -54,6 +64,23 @@ pub(super) async fn last(client: &impl GenericClient) -> StoreResult<i64> {
         .query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])
         .await?;
     Ok(row.try_get(0)?)
+}
+
+/// The highest position dropped from the log (0 when none was).
+pub(super) async fn pruned_through(client: &impl GenericClient) -> StoreResult<i64> {
+    let row = client
+        .query_opt(
+            "SELECT convert_from(value, 'UTF8') FROM settings WHERE name = $1",
+            &[&PRUNED_THROUGH],
+        )
+        .await?;
+    match row {
+        None => Ok(0),
+        Some(row) => row
+            .try_get::<_, String>(0)?
+            .parse()
+            .map_err(|_| StoreError::backend("the change log's pruning mark is not a number")),
+    }
 }
 
 /// The changes after `seq`, oldest first.

@@ -356,6 +356,10 @@ impl MetaStore for PostgresStore {
         changes::since(&self.client().await?, seq, limit).await
     }
 
+    async fn changes_pruned_through(&self) -> StoreResult<i64> {
+        changes::pruned_through(&self.client().await?).await
+    }
+
     async fn wait_for_change(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
     }
