@@ -57,7 +57,6 @@ source .ci/services.sh
 cleanup() {
     set +e
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
     otago_services_stop
     rm -rf "$WORK"
     log "results in $RESULTS"
