@@ -53,10 +53,8 @@ pub(crate) fn spawn(state: &AppState, from: i64) -> Option<tokio::task::JoinHand
             // Changes after `before` dropped as too old were never seen: reload everything.
             match state.meta.changes_pruned_through().await {
                 Ok(pruned) if pruned > before => match catch_up(&state).await {
-                    Ok(last) => {
-                        seen = seen.max(last);
-                        more = true;
-                    }
+                    // Past the mark even if the log were empty, so this runs once.
+                    Ok(last) => seen = seen.max(last).max(pruned),
                     Err(err) => {
                         seen = before;
                         tracing::warn!(error = %err, "cannot reload after missing changes; retrying");
@@ -153,6 +151,11 @@ async fn apply_one(state: &AppState, change: &Change) -> StoreResult<()> {
 /// that a local publish cannot install its answers between this read and this install.
 async fn reload_channel(state: &AppState, key: &ChannelKey) -> StoreResult<()> {
     let _serialized = state.publish_lock.lock().await;
+    reload_channel_locked(state, key).await
+}
+
+/// [`reload_channel`] for a caller that holds the publish lock.
+pub(crate) async fn reload_channel_locked(state: &AppState, key: &ChannelKey) -> StoreResult<()> {
     let record = state.meta.release(key).await?;
     let channel = match live::prepare(&record, &state.health) {
         Ok(channel) => channel,

@@ -52,13 +52,20 @@ fn no_rollout(group: &GroupRecord) -> ApiError {
 }
 
 /// The current release of each of the group's channels, checking that the group's update is
-/// the rollout in progress there.
-fn rollout_channels(
+/// the rollout in progress there. The caller holds the publish lock. On a shared store the
+/// channels are read again from it first: another replica may have changed them a moment ago
+/// (a publish through it that this one has not followed yet, a rollout step).
+async fn rollout_channels(
     state: &AppState,
     group: &GroupRecord,
 ) -> ApiResult<Vec<(ChannelKey, ChannelRelease)>> {
     if group.state != GroupState::Rollout {
         return Err(no_rollout(group));
+    }
+    if state.meta.shared() {
+        for key in channel_keys(group) {
+            crate::follow::reload_channel_locked(state, &key).await?;
+        }
     }
     let mut channels = Vec::new();
     for (key, update) in channel_keys(group).into_iter().zip(&group.updates) {
@@ -119,7 +126,8 @@ pub(crate) async fn raise(
 ) -> ApiResult<GroupRecord> {
     let _serialized = state.publish_lock.lock().await;
     let mut group = stored_group(state, project_ref, group_id).await?;
-    let releases = rollout_channels(state, &group)?
+    let releases = rollout_channels(state, &group)
+        .await?
         .into_iter()
         .map(|(key, release)| {
             Ok((
@@ -157,7 +165,8 @@ pub(crate) async fn revert(
 ) -> ApiResult<GroupRecord> {
     let _serialized = state.publish_lock.lock().await;
     let mut group = stored_group(state, project_ref, group_id).await?;
-    let releases = rollout_channels(state, &group)?
+    let releases = rollout_channels(state, &group)
+        .await?
         .into_iter()
         .map(|(key, release)| {
             let reverted = release.revert().map_err(|_| no_rollout(&group))?;
