@@ -71,10 +71,7 @@ impl JobClaims {
     }
 
     fn now_ms(&self) -> i64 {
-        self.clock
-            .now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        otago_core::Timestamp::from_system_time(self.clock.now()).map_or(0, |t| t.unix_millis())
     }
 
     /// Runs `work` as job `kind:subject` if this replica gets the claim; `None` when another

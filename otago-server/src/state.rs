@@ -479,13 +479,13 @@ impl AppState {
         }))
     }
 
-    /// Queues what is left to do: assets without variants, channels' patches (the claims
-    /// decide which replica does each).
+    /// Queues what is left to do: assets without variants, the served channels' patches (the
+    /// claims decide which replica does each; the follower keeps the patch book current).
     async fn sweep_jobs(&self) -> StoreResult<()> {
         for hash in self.meta.uncompressed_assets().await? {
             self.compressor.enqueue(hash);
         }
-        for channel in self.patch_book.load(self.meta.as_ref()).await? {
+        for (channel, _) in self.live.all() {
             if !self.patch_book.pending(&channel) {
                 self.patcher.channel_changed(channel);
             }
